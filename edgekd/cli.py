@@ -1,0 +1,172 @@
+"""Command line: ``edgekd run | validate | profile | report | list``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgekd.errors import EdgekdError
+
+EPILOG = """examples:
+  edgekd run                          # built-in cell-sorting recipe, full run (<20 min on 2 cores)
+  edgekd run --quick                  # small data, few epochs (<3 min)
+  edgekd run my.yaml --out runs/exp1  # your recipe (kind: npz or lymphomnist for your data)
+  edgekd validate my.yaml             # check a recipe without running it
+  edgekd list                         # architectures, loss methods, FPGA targets
+"""
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from edgekd.config import builtin_recipe_path, load_recipe
+    from edgekd.pipeline import run_pipeline
+
+    recipe = load_recipe(args.recipe or builtin_recipe_path())
+    out = Path(args.out) if args.out else Path("runs") / (recipe.name + ("-quick" if args.quick else ""))
+    results = run_pipeline(recipe, out, quick=args.quick, resume=args.resume, overwrite=args.overwrite,
+                           progress=not args.no_progress, threads=args.threads)
+    from edgekd.report import accuracy_rows
+
+    print(f"run: {out}  status: {results.status}")
+    for r in accuracy_rows(results.models):
+        print(f"  {r['name']:<16} {r['params']:>9,} params  test acc {100 * r['acc_mean']:6.2f} "
+              f"± {100 * r['acc_std']:.2f} % over {r['n_seeds']} seed(s)")
+    for a in results.artifacts:
+        print(f"  {a.model:<16} {a.target:<12} {a.status:<7} {a.fidelity.summary() if a.fidelity else a.error}")
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from edgekd.config import builtin_recipe_path, load_recipe
+
+    recipe = load_recipe(args.recipe or builtin_recipe_path())
+    print(json.dumps(recipe.model_dump(mode="json"), indent=2))
+    print(f"recipe '{recipe.name}' is valid: {len(recipe.students)} student(s), seeds {recipe.seeds}", file=sys.stderr)
+    return 0
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    import numpy as np
+    import onnx
+
+    from edgekd.profile import profile_ort
+
+    path = Path(args.model)
+    if not path.is_file() or path.suffix != ".onnx":
+        raise EdgekdError("expected an existing .onnx file", where=str(path),
+                          fix="profile the ONNX files under runs/<name>/artifacts/")
+    try:
+        m = onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise EdgekdError(f"cannot read ONNX model: {exc}", where=str(path)) from None
+    dims = [d.dim_value or 1 for d in m.graph.input[0].type.tensor_type.shape.dim]
+    x = np.random.default_rng(0).standard_normal((1, *dims[1:])).astype(np.float32)
+    rows = []
+    for bs in args.batch:
+        r = profile_ort(path, path.stem, x, batch_size=bs, runs=args.runs if bs == 1 else max(10, args.runs // 20),
+                        warmup=args.warmup, threads=args.threads)
+        rows.append(r.to_dict())
+        print(f"{path.name} onnxruntime batch {bs}: p50 {r.p50_us:,.1f} µs  p90 {r.p90_us:,.1f}  "
+              f"p99 {r.p99_us:,.1f}  ({r.throughput_per_s:,.0f}/s, {r.runs} runs, {r.threads} thread(s), measured)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    root = Path(args.run)
+    md = root / "report.md"
+    if not md.is_file():
+        raise EdgekdError("no report.md in this folder", where=str(root),
+                          fix="give a run directory written by `edgekd run` (runs/<name>)")
+    print(md.read_text())
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from edgekd.distill.losses import LOSSES
+    from edgekd.hwtargets import available_fpgas
+    from edgekd.nets import NETS
+
+    print("architectures:")
+    for n, spec in sorted(NETS.items()):
+        print(f"  {n:<14} [{spec.role}] {spec.description}  params: {spec.param_names()}")
+    print("loss methods:")
+    for n, cls in sorted(LOSSES.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"  {n:<14} {'(teacher) ' if cls.needs_teacher else ''}{doc}  params: {cls.param_names()}")
+    print("FPGA targets (hw/fpga):")
+    for n in available_fpgas():
+        print(f"  {n}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edgekd import __version__
+
+    p = argparse.ArgumentParser(
+        prog="edgekd", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Distill a teacher into tiny students, export them (ONNX, hls4ml FPGA firmware), "
+                    "check every export against its model, profile latency per target, write a report.",
+    )
+    p.add_argument("--version", action="version", version=f"edgekd {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a recipe end to end: data → teacher → students → export → profile → report",
+                       description="Run every stage of a recipe into runs/<name>/ (manifest, checkpoints, "
+                                   "artifacts with fidelity records, report.md/json, plots). Exits 3 if an "
+                                   "exported artifact fails its fidelity check, 2 on a user error.")
+    r.add_argument("recipe", nargs="?", help="recipe YAML (default: the built-in models/cellsort.yaml)")
+    r.add_argument("--out", help="run directory (default: runs/<recipe name>[-quick])")
+    r.add_argument("--quick", action="store_true", help="small data, few epochs, one seed (<3 min on 2 cores)")
+    r.add_argument("--resume", action="store_true", help="continue an existing run directory from its checkpoints")
+    r.add_argument("--overwrite", action="store_true", help="delete an existing run directory first")
+    r.add_argument("--threads", type=int, default=None, help="torch threads for training (default: all cores)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=_cmd_run)
+
+    v = sub.add_parser("validate", help="validate a recipe and print it resolved",
+                       description="Load and validate a recipe (schema, paths, registries) without running it.")
+    v.add_argument("recipe", nargs="?", help="recipe YAML (default: built-in cellsort)")
+    v.set_defaults(func=_cmd_validate)
+
+    pr = sub.add_parser("profile", help="measure an ONNX model's latency on ONNX Runtime (CPU)",
+                        description="Time an ONNX file with ONNX Runtime: warm-up, then per-call wall times; "
+                                    "prints p50/p90/p99 and throughput (all 'measured').")
+    pr.add_argument("model", help="path of an .onnx file")
+    pr.add_argument("--batch", type=int, nargs="+", default=[1, 256], help="batch sizes (default: 1 256)")
+    pr.add_argument("--runs", type=int, default=1000, help="timed calls at batch 1 (default 1000)")
+    pr.add_argument("--warmup", type=int, default=50, help="untimed calls first (default 50)")
+    pr.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    pr.add_argument("--json", help="also write the records to this JSON file")
+    pr.set_defaults(func=_cmd_profile)
+
+    rp = sub.add_parser("report", help="print the report of a run directory",
+                        description="Print runs/<name>/report.md.")
+    rp.add_argument("run", help="run directory")
+    rp.set_defaults(func=_cmd_report)
+
+    ls = sub.add_parser("list", help="list architectures, loss methods and hardware targets")
+    ls.set_defaults(func=_cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except EdgekdError as exc:
+        print(f"edgekd: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgekd: interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

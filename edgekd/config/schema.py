@@ -1,0 +1,223 @@
+"""Typed recipe schema.
+
+A recipe is plain YAML data (no tags, no code) validated into these models before any
+stage runs. Every model forbids unknown keys, so a typo fails with its dotted path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, protected_namespaces=())
+
+
+class SplitConfig(Strict):
+    """How a dataset without a fixed split is divided (fractions of the pool)."""
+
+    val: float = Field(0.1, ge=0.0, lt=1.0)
+    test: float = Field(0.2, ge=0.0, lt=1.0)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "SplitConfig":
+        if self.val + self.test >= 1.0:
+            raise ValueError(f"val + test must be < 1 (got {self.val} + {self.test})")
+        return self
+
+
+class SyntheticConfig(Strict):
+    """Built-in bright-field lymphocyte generator (LymphoMNIST format)."""
+
+    n_train: int = Field(9000, gt=0)
+    n_val: int = Field(1500, gt=0)
+    n_test: int = Field(3000, gt=0)
+    seed: int = 1234
+    difficulty: float = Field(1.0, gt=0.0, description="scales class-overlap; >1 is harder")
+
+
+class NormalizeConfig(Strict):
+    mean: float = 0.4819
+    std: float = Field(0.1484, gt=0.0)
+
+
+class DataConfig(Strict):
+    kind: Literal["synthetic", "lymphomnist", "npz"] = "synthetic"
+    path: Path | None = Field(None, description="folder (lymphomnist) or .npz file (npz)")
+    classes: list[str] | None = Field(
+        None, description="class filter by name, in output order (e.g. [B, T4])"
+    )
+    teacher_size: int = Field(64, ge=8)
+    student_size: int = Field(48, ge=8)
+    normalize: NormalizeConfig = NormalizeConfig()
+    split: SplitConfig = SplitConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+    max_train: int | None = Field(None, gt=0, description="cap on training samples")
+
+    @model_validator(mode="after")
+    def _path_needed(self) -> "DataConfig":
+        if self.kind in ("lymphomnist", "npz") and self.path is None:
+            raise ValueError(f"data.kind '{self.kind}' needs data.path")
+        if self.classes is not None and len(self.classes) < 2:
+            raise ValueError("data.classes must name at least two classes")
+        return self
+
+
+class OptimConfig(Strict):
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(3e-3, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(128, gt=0)
+    optim: OptimConfig = OptimConfig()
+    augment: Literal["none", "dihedral"] = "dihedral"
+
+
+class TeacherConfig(Strict):
+    arch: str = "resnet-mini"
+    params: dict[str, Any] = Field(default_factory=dict)
+    train: TrainConfig = TrainConfig()
+    checkpoint: Path | None = Field(None, description="load a trained teacher instead")
+
+
+class LossTermConfig(Strict):
+    """One weighted term of the student loss, e.g. ``{kd: {weight: 0.9, tau: 4}}``."""
+
+    method: str
+    weight: float = 1.0
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class StudentConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    arch: str = "cellsort-cnn"
+    params: dict[str, Any] = Field(default_factory=dict)
+    loss: list[LossTermConfig] = Field(default_factory=lambda: [LossTermConfig(method="ce")])
+    train: TrainConfig = TrainConfig(epochs=20, batch_size=64)
+    export: bool = True
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _loss_terms(cls, v: Any) -> Any:
+        return [_parse_loss_term(i, item) for i, item in enumerate(v or [])]
+
+    @property
+    def uses_teacher(self) -> bool:
+        from edgekd.distill.losses import loss_needs_teacher
+
+        return any(loss_needs_teacher(t.method) for t in self.loss)
+
+
+def _parse_loss_term(i: int, item: Any) -> Any:
+    """Accept ``{kd: 0.9}``, ``{kd: {weight: 0.9, tau: 4}}`` or the explicit form."""
+    if isinstance(item, LossTermConfig):
+        return item
+    if isinstance(item, str):
+        return {"method": item}
+    if isinstance(item, dict) and "method" not in item:
+        if len(item) != 1:
+            raise ValueError(
+                f"each loss term is a single-key mapping like {{kd: {{weight: 0.9}}}}; "
+                f"term {i} has keys {sorted(item)}"
+            )
+        (method, spec), = item.items()
+        if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+            return {"method": method, "weight": float(spec)}
+        if spec is None:
+            return {"method": method}
+        if isinstance(spec, dict):
+            spec = dict(spec)
+            weight = spec.pop("weight", 1.0)
+            return {"method": method, "weight": weight, "params": spec}
+        raise ValueError(f"loss term '{method}' must be a weight or a mapping, got {spec!r}")
+    return item
+
+
+class OnnxExportConfig(Strict):
+    enabled: bool = True
+    opset: int = Field(17, ge=13)
+    atol: float = Field(1e-4, gt=0.0)
+
+
+class HlsExportConfig(Strict):
+    enabled: bool = True
+    target: str = Field("xcku035-fbva676-2-e", description="an FPGA file in hw/fpga/")
+    backend: Literal["Vitis", "Vivado"] = "Vitis"
+    io_type: Literal["io_stream", "io_parallel"] = "io_stream"
+    strategy: Literal["Latency", "Resource"] = "Latency"
+    reuse_factor: int = Field(1, ge=1)
+    precision: Literal["auto"] | str = Field(
+        "auto", description="'auto' (from observed ranges) or an ap_fixed<W,I> for all layers"
+    )
+    width: int = Field(16, ge=6, le=32, description="total bits per layer when precision is auto")
+    min_agreement: float = Field(0.99, ge=0.0, le=1.0)
+    n_check: int = Field(1000, gt=0, description="held-out images for the C-simulation check")
+
+
+class ExportConfig(Strict):
+    onnx: OnnxExportConfig = OnnxExportConfig()
+    hls: HlsExportConfig = HlsExportConfig()
+
+
+class ProfileConfig(Strict):
+    targets: list[Literal["cpu-torch", "onnxruntime"]] = ["cpu-torch", "onnxruntime"]
+    batch_sizes: list[int] = [1, 256]
+    runs: int = Field(1000, ge=10, description="timed calls at batch 1")
+    large_batch_runs: int = Field(30, ge=3)
+    warmup: int = Field(50, ge=1)
+    threads: int = Field(1, ge=1)
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any(b <= 0 for b in v):
+            raise ValueError("batch_sizes must be positive integers")
+        return v
+
+
+class QuickConfig(Strict):
+    """What ``--quick`` overrides: small data, few epochs, fewer timed calls."""
+
+    n_train: int = 1500
+    n_val: int = 300
+    n_test: int = 600
+    teacher_epochs: int = 3
+    student_epochs: int = 4
+    seeds: list[int] = [0]
+    profile_runs: int = 1000
+    hls_n_check: int = 200
+
+
+class Recipe(Strict):
+    name: str = Field("cellsort", pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    data: DataConfig = DataConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    students: list[StudentConfig] = Field(min_length=1)
+    export: ExportConfig = ExportConfig()
+    profile: ProfileConfig = ProfileConfig()
+    quick: QuickConfig = QuickConfig()
+
+    @model_validator(mode="after")
+    def _unique_students(self) -> "Recipe":
+        names = [s.name for s in self.students]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"student names must be unique; repeated: {sorted(dup)}")
+        if "teacher" in names:
+            raise ValueError("'teacher' is reserved and cannot name a student")
+        return self
+
+    @property
+    def needs_teacher(self) -> bool:
+        return any(s.uses_teacher for s in self.students)

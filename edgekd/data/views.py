@@ -1,0 +1,114 @@
+"""Paired multi-resolution views: teacher and student see the same sample.
+
+Images are converted once to normalized float tensors at each resolution. Training
+batches draw sample indices once and index both views with them, and a dihedral
+augmentation (one of 8 flips/rotations) is chosen per sample from (seed, epoch, index),
+so it can be replayed exactly — which is what makes a teacher cache valid.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgekd.config.schema import NormalizeConfig
+from edgekd.data.dataset import ImageSet
+
+N_DIHEDRAL = 8
+
+
+def to_float(images: np.ndarray) -> torch.Tensor:
+    """uint8 N×H×W (or N×C×H×W) → float N×C×H×W in [0, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    return x.unsqueeze(1) if x.ndim == 3 else x
+
+
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def make_view(images: np.ndarray, size: int, norm: NormalizeConfig, chunk: int = 4096) -> torch.Tensor:
+    """Images → normalized float tensor at ``size``×``size``."""
+    parts = [resize(to_float(images[i : i + chunk]), size) for i in range(0, len(images), chunk)]
+    x = torch.cat(parts) if parts else torch.empty(0)
+    return (x - norm.mean) / norm.std
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Apply the k-th (0..7) element of the dihedral group D4 to N×C×H×W images."""
+    if k >= 4:
+        x = torch.flip(x, dims=(-1,))
+    return torch.rot90(x, k % 4, dims=(-2, -1))
+
+
+def apply_dihedral(x: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
+    out = x.clone()
+    for k in range(1, N_DIHEDRAL):
+        m = ks == k
+        if m.any():
+            out[m] = dihedral(x[m], k)
+    return out
+
+
+def augment_ids(seed: int, epoch: int, indices: np.ndarray, n_total: int) -> np.ndarray:
+    """The transform of each sample in one epoch; a pure function of (seed, epoch, index)."""
+    table = np.random.default_rng([seed, epoch, 7]).integers(0, N_DIHEDRAL, n_total)
+    return table[indices]
+
+
+@dataclass
+class PairedViews:
+    """One split at the teacher's and the student's resolutions, with labels."""
+
+    teacher: torch.Tensor  # N×C×Ht×Wt
+    student: torch.Tensor  # N×C×Hs×Ws
+    labels: torch.Tensor  # N, int64
+
+    @classmethod
+    def from_images(cls, s: ImageSet, teacher_size: int, student_size: int,
+                    norm: NormalizeConfig) -> "PairedViews":
+        student = make_view(s.images, student_size, norm)
+        teacher = student if teacher_size == student_size else make_view(s.images, teacher_size, norm)
+        return cls(teacher, student, torch.from_numpy(s.labels))
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass
+class Batch:
+    index: torch.Tensor  # sample indices into the split
+    teacher: torch.Tensor | None
+    student: torch.Tensor
+    labels: torch.Tensor
+    transforms: torch.Tensor  # dihedral id per sample (0 = identity)
+
+
+def iterate_batches(views: PairedViews, batch_size: int, *, seed: int, epoch: int,
+                    shuffle: bool, augment: str = "none", with_teacher: bool = True,
+                    indices: np.ndarray | None = None):
+    """Yield :class:`Batch` objects; both views are indexed with the same samples.
+
+    ``indices`` restricts iteration to a subset (e.g. a distributed shard) and keeps
+    their order unless ``shuffle``.
+    """
+    n = len(views)
+    order = np.arange(n) if indices is None else np.asarray(indices)
+    if shuffle:
+        order = order[np.random.default_rng([seed, epoch, 3]).permutation(len(order))]
+    ks_all = (augment_ids(seed, epoch, np.arange(n), n) if augment == "dihedral"
+              else np.zeros(n, dtype=np.int64))
+    for start in range(0, len(order), batch_size):
+        idx = torch.from_numpy(order[start : start + batch_size].copy())
+        ks = torch.from_numpy(ks_all[idx.numpy()])
+        student = views.student[idx]
+        teacher = views.teacher[idx] if with_teacher else None
+        if augment == "dihedral":
+            student = apply_dihedral(student, ks)
+            teacher = apply_dihedral(teacher, ks) if teacher is not None else None
+        yield Batch(idx, teacher, student, views.labels[idx], ks)

@@ -1,0 +1,158 @@
+"""Loss registry: distillation methods as weighted terms of the student loss.
+
+Levels (as in torchdistill): tensor functions in :mod:`edgekd.distill.functional`;
+methods here, each a small ``nn.Module`` reading what it needs from a
+:class:`LossContext`; and :class:`CompositeLoss`, the weighted sum a recipe describes.
+A method registers itself with ``@register_loss``; nothing central is edited.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from edgekd.distill import functional as KF
+from edgekd.errors import ConfigError
+
+
+@dataclass
+class LossContext:
+    """Everything a loss method may read for one batch."""
+
+    student_logits: torch.Tensor
+    targets: torch.Tensor
+    teacher_logits: torch.Tensor | None = None
+    epoch: int = 0
+    num_epochs: int = 1
+    index: torch.Tensor | None = None  # sample indices in the training split
+    student_features: dict[str, torch.Tensor] = field(default_factory=dict)
+    teacher_features: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class LossMethod(nn.Module):
+    """Base class. Subclasses declare ``name``, ``needs_teacher`` and ``defaults``."""
+
+    name: ClassVar[str] = ""
+    needs_teacher: ClassVar[bool] = False
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any):
+        super().__init__()
+        bad = self.unknown_params(params)
+        if bad:
+            raise ConfigError(f"unknown parameter(s) {bad} for loss '{self.name}'",
+                              fix=f"valid parameters: {self.param_names()}")
+        self.params = {**self.defaults, **params}
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        return sorted(cls.defaults)
+
+    @classmethod
+    def unknown_params(cls, params: dict[str, Any]) -> list[str]:
+        return sorted(set(params) - set(cls.defaults))
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # Hooks for methods with state (adaptive schedules, memories); no-ops by default.
+    def on_epoch_end(self, epoch: int) -> None:
+        return None
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        return None
+
+
+LOSSES: dict[str, type[LossMethod]] = {}
+
+
+def register_loss(name: str):
+    def deco(cls: type[LossMethod]) -> type[LossMethod]:
+        if name in LOSSES:
+            raise ValueError(f"loss '{name}' registered twice")
+        cls.name = name
+        LOSSES[name] = cls
+        return cls
+
+    return deco
+
+
+def loss_needs_teacher(name: str) -> bool:
+    cls = LOSSES.get(name)
+    return bool(cls and cls.needs_teacher)
+
+
+@register_loss("ce")
+class CrossEntropy(LossMethod):
+    """Cross-entropy with the labels (optionally label-smoothed)."""
+
+    defaults = {"label_smoothing": 0.0}
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:
+        return F.cross_entropy(ctx.student_logits, ctx.targets,
+                               label_smoothing=float(self.params["label_smoothing"]))
+
+
+@register_loss("kd")
+class HintonKD(LossMethod):
+    """Hinton et al. 2015: τ²·KL(p_t^τ‖p_s^τ), ``batchmean``. Pair with ``ce`` for α·CE."""
+
+    needs_teacher = True
+    defaults = {"tau": 4.0}
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:
+        return KF.kd_kl(ctx.student_logits, ctx.teacher_logits, float(self.params["tau"]))
+
+
+class CompositeLoss(nn.Module):
+    """Weighted sum of loss methods, as written in the recipe."""
+
+    def __init__(self, terms: list[tuple[str, float, dict[str, Any]]]):
+        super().__init__()
+        if not terms:
+            raise ConfigError("a student needs at least one loss term", where="loss")
+        self.names: list[str] = []
+        self.weights: list[float] = []
+        mods = []
+        for i, (method, weight, params) in enumerate(terms):
+            if method not in LOSSES:
+                raise ConfigError(f"unknown loss method '{method}'", where=f"loss[{i}]",
+                                  fix=f"valid methods: {sorted(LOSSES)}")
+            self.names.append(method)
+            self.weights.append(float(weight))
+            mods.append(LOSSES[method](**params))
+        self.methods = nn.ModuleList(mods)
+
+    @classmethod
+    def from_config(cls, terms) -> "CompositeLoss":
+        return cls([(t.method, t.weight, t.params) for t in terms])
+
+    @property
+    def needs_teacher(self) -> bool:
+        return any(m.needs_teacher for m in self.methods)
+
+    def forward(self, ctx: LossContext) -> tuple[torch.Tensor, dict[str, float]]:
+        total = ctx.student_logits.new_zeros(())
+        parts = {}
+        for name, w, m in zip(self.names, self.weights, self.methods):
+            value = m(ctx)
+            parts[name] = float(value.detach())
+            total = total + w * value
+        return total, parts
+
+    def on_epoch_end(self, epoch: int) -> None:
+        for m in self.methods:
+            m.on_epoch_end(epoch)
+
+    def extra_state(self) -> list[dict[str, Any]]:
+        return [m.extra_state() for m in self.methods]
+
+    def load_extra_state(self, states: list[dict[str, Any]]) -> None:
+        for m, s in zip(self.methods, states):
+            m.load_extra_state(s)

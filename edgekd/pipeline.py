@@ -1,0 +1,261 @@
+"""The whole pipeline, stage by stage: data → teacher → cache → students → export →
+fidelity → profile → report. Each stage consumes the typed results of the previous ones.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from edgekd.config.schema import Recipe, StudentConfig, TrainConfig
+from edgekd.data import PairedViews, build_splits
+from edgekd.distill import CompositeLoss, TeacherSignal, accuracy, build_teacher_cache, predict_logits, train
+from edgekd.distill.trainer import load_checkpoint, seed_everything
+from edgekd.errors import ConfigError, EdgekdError, FidelityError
+from edgekd.export.artifact import Artifact
+from edgekd.nets import count_parameters, create_net
+from edgekd.profile import LatencyResult, capture_environment, profile_ort, profile_torch
+from edgekd.report import ModelResult, RunResults, write_report
+from edgekd.runs import RunDir, write_json, write_manifest
+
+
+def apply_quick(recipe: Recipe) -> Recipe:
+    """A copy of ``recipe`` with the ``quick`` overrides: small data, few epochs."""
+    q = recipe.quick
+    r = recipe.model_copy(deep=True)
+    r.seeds = list(q.seeds)
+    syn = r.data.synthetic
+    syn.n_train, syn.n_val, syn.n_test = q.n_train, q.n_val, q.n_test
+    if r.data.kind != "synthetic":
+        r.data.max_train = min(r.data.max_train or q.n_train, q.n_train)
+    r.teacher.train.epochs = min(r.teacher.train.epochs, q.teacher_epochs)
+    for s in r.students:
+        s.train.epochs = min(s.train.epochs, q.student_epochs)
+    r.profile.runs = q.profile_runs
+    r.export.hls.n_check = min(r.export.hls.n_check, q.hls_n_check)
+    return r
+
+
+@dataclass
+class Logger:
+    path: Path | None = None
+    echo: bool = True
+
+    def __call__(self, msg: str) -> None:
+        if self.echo:
+            print(msg, file=sys.stderr, flush=True)
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(msg + "\n")
+
+
+def _meta(role: str, arch: str, params: dict, n_classes: int, size: int, seed: int, train: TrainConfig,
+          loss: list | None = None) -> dict[str, Any]:
+    return {"role": role, "arch": arch, "params": json.dumps(params, sort_keys=True), "num_classes": n_classes,
+            "input_size": size, "seed": seed, "epochs": train.epochs, "batch_size": train.batch_size,
+            "loss": json.dumps(loss or [], sort_keys=True)}
+
+
+def prepare_run_dir(out: Path, recipe_dump: dict[str, Any], *, resume: bool, overwrite: bool) -> RunDir:
+    """Create the run directory; refuse to touch an existing run unless asked to."""
+    run = RunDir(out)
+    saved = out / "recipe.json"
+    if out.exists() and any(out.iterdir()):
+        if overwrite:
+            shutil.rmtree(out)
+        elif not resume:
+            raise EdgekdError("run directory already exists", where=str(out),
+                              fix="pass --resume to continue it, --out DIR for a new run, or --overwrite to replace it")
+        elif saved.is_file():
+            old = json.loads(saved.read_text())
+            if old != json.loads(json.dumps(recipe_dump, default=str)):
+                raise EdgekdError("run directory was made by a different recipe; refusing to mix results",
+                                  where=str(out), fix="use --out DIR for a new run, or --overwrite to replace it")
+    run.create()
+    write_json(saved, recipe_dump)
+    return run
+
+
+def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool = False,
+                 overwrite: bool = False, progress: bool = True, threads: int | None = None,
+                 log: Callable[[str], None] | None = None) -> RunResults:
+    """Run every stage of ``recipe`` into the run directory ``out``; returns the results.
+
+    Raises :class:`FidelityError` (after writing the report) when an artifact fails its check.
+    """
+    if quick:
+        recipe = apply_quick(recipe)
+    dump = recipe.model_dump(mode="json")
+    run = prepare_run_dir(Path(out), {"quick": quick, **dump}, resume=resume, overwrite=overwrite)
+    log = log or Logger(run.root / "run.log")
+    if threads:
+        torch.set_num_threads(threads)
+    stage_s: dict[str, float] = {}
+    t = time.perf_counter()
+
+    # -- data ---------------------------------------------------------------------------
+    log(f"[data] {recipe.data.kind} dataset, classes {recipe.data.classes or 'all'}")
+    splits = build_splits(recipe.data)
+    d = recipe.data
+    views = {k: PairedViews.from_images(getattr(splits, k), d.teacher_size, d.student_size, d.normalize)
+             for k in ("train", "val", "test")}
+    in_ch = int(views["train"].student.shape[1])
+    n_cls = splits.num_classes
+    log(f"[data] {splits.sizes()} classes={splits.class_names} channels={in_ch}")
+    data_info = {"source": splits.source, "classes": splits.class_names, "sizes": splits.sizes(),
+                 "teacher_size": d.teacher_size, "student_size": d.student_size, **splits.info}
+    stage_s["data"] = time.perf_counter() - t
+
+    models: list[ModelResult] = []
+    trained: dict[tuple[str, int], nn.Module] = {}
+    needs_teacher = recipe.needs_teacher
+
+    for seed in recipe.seeds:
+        # -- teacher ------------------------------------------------------------------------
+        t = time.perf_counter()
+        tc = recipe.teacher
+        seed_everything(seed)
+        teacher = create_net(tc.arch, num_classes=n_cls, in_channels=in_ch, input_size=d.teacher_size,
+                             params=tc.params, where="teacher")
+        meta = _meta("teacher", tc.arch, tc.params, n_cls, d.teacher_size, seed, tc.train)
+        if tc.checkpoint is not None:
+            blob = load_checkpoint(tc.checkpoint, {k: meta[k] for k in ("arch", "num_classes", "input_size")})
+            try:
+                teacher.load_state_dict(blob["model"])
+            except RuntimeError as exc:
+                raise EdgekdError(f"checkpoint does not fit teacher '{tc.arch}': {str(exc).splitlines()[0]}",
+                                  where=str(tc.checkpoint), fix="train a teacher with this recipe first") from None
+            res_hist, res_s, resumed = blob.get("history", []), 0.0, None
+        else:
+            res = train(teacher, views["train"], views["val"], tc.train, CompositeLoss([("ce", 1.0, {})]),
+                        seed=seed, view="teacher", checkpoint=run.checkpoint("teacher", seed), meta=meta,
+                        desc=f"teacher seed {seed}", progress=progress)
+            res_hist, res_s, resumed = res.history, res.seconds, res.resumed_from_epoch
+        teacher.eval()
+        acc = accuracy(predict_logits(teacher, views["test"].teacher), views["test"].labels)
+        val = accuracy(predict_logits(teacher, views["val"].teacher), views["val"].labels)
+        models.append(ModelResult("teacher", "teacher", tc.arch, count_parameters(teacher), seed, acc, val, res_s,
+                                  history=res_hist, resumed_from_epoch=resumed))
+        trained[("teacher", seed)] = teacher
+        log(f"[teacher] seed {seed}: test acc {100 * acc:.2f} % ({count_parameters(teacher):,} params)")
+        stage_s["teacher"] = stage_s.get("teacher", 0.0) + time.perf_counter() - t
+
+        # -- teacher cache -------------------------------------------------------------------
+        signals: dict[str, TeacherSignal] = {}
+        if needs_teacher:
+            t = time.perf_counter()
+            for aug in sorted({s.train.augment for s in recipe.students if s.uses_teacher}):
+                cache = build_teacher_cache(teacher, views["train"], aug,
+                                            path=run.cache / f"teacher-seed{seed}-{aug}.pt", progress=progress)
+                signals[aug] = TeacherSignal(cache=cache)
+                log(f"[cache] teacher logits for {len(views['train'])} samples × {cache.transforms} views")
+            stage_s["teacher_cache"] = stage_s.get("teacher_cache", 0.0) + time.perf_counter() - t
+
+        # -- students ------------------------------------------------------------------------
+        t = time.perf_counter()
+        for s in recipe.students:
+            student, res = _train_student(s, seed, views, n_cls, in_ch, d.student_size,
+                                          signals.get(s.train.augment), run, progress)
+            acc = accuracy(predict_logits(student, views["test"].student), views["test"].labels)
+            val = accuracy(predict_logits(student, views["val"].student), views["val"].labels)
+            models.append(ModelResult(s.name, "student", s.arch, count_parameters(student), seed, acc, val,
+                                      res.seconds, loss=[t_.model_dump() for t_ in s.loss], history=res.history,
+                                      resumed_from_epoch=res.resumed_from_epoch))
+            trained[(s.name, seed)] = student
+            log(f"[student] {s.name} seed {seed}: test acc {100 * acc:.2f} % ({count_parameters(student):,} params)")
+        stage_s["students"] = stage_s.get("students", 0.0) + time.perf_counter() - t
+
+    # -- export + fidelity (first seed) ----------------------------------------------------
+    t = time.perf_counter()
+    seed0 = recipe.seeds[0]
+    artifacts: list[Artifact] = []
+    exported = ["teacher"] + [s.name for s in recipe.students if s.export]
+    n_check = recipe.export.hls.n_check
+    desc = f"test split, first {{n}} images (seed {seed0} models)"
+    if recipe.export.onnx.enabled:
+        for name in exported:
+            model = trained[(name, seed0)]
+            x = views["test"].teacher if name == "teacher" else views["test"].student
+            x = x[: max(n_check, 1000)]
+            art = _onnx_export(model, name, x, run, recipe, desc.format(n=len(x)))
+            artifacts.append(art)
+            log(f"[export] {name} → ONNX: {art.fidelity.summary() if art.fidelity else art.error}")
+    if recipe.export.hls.enabled:
+        from edgekd.export import hls
+
+        for name in exported[1:]:
+            x_check = views["test"].student[:n_check]
+            art = hls.export_and_check(trained[(name, seed0)], name, views["val"].student[:1000], x_check,
+                                       run.artifact_dir(name), recipe.export.hls,
+                                       inputs_desc=desc.format(n=len(x_check)), log=log)
+            artifacts.append(art)
+            log(f"[export] {name} → hls4ml: {art.fidelity.summary() if art.fidelity else art.error}")
+    stage_s["export"] = time.perf_counter() - t
+
+    # -- profile ----------------------------------------------------------------------------
+    t = time.perf_counter()
+    p = recipe.profile
+    latencies: list[LatencyResult] = []
+    onnx_paths = {a.model: a.path for a in artifacts if a.target == "onnxruntime" and a.deployable}
+    for name in exported:
+        model = trained[(name, seed0)]
+        x = (views["test"].teacher if name == "teacher" else views["test"].student)[:1]
+        for bs in p.batch_sizes:
+            runs = p.runs if bs == 1 else p.large_batch_runs
+            warm = p.warmup if bs == 1 else max(3, p.warmup // 10)
+            if "cpu-torch" in p.targets:
+                latencies.append(profile_torch(model, name, x, batch_size=bs, runs=runs, warmup=warm,
+                                               threads=p.threads))
+            if "onnxruntime" in p.targets and name in onnx_paths:
+                latencies.append(profile_ort(onnx_paths[name], name, x.numpy(), batch_size=bs, runs=runs,
+                                             warmup=warm, threads=p.threads))
+        best = [r for r in latencies if r.model == name and r.batch_size == 1]
+        log(f"[profile] {name}: " + ", ".join(f"{r.target} p50 {r.p50_us:,.1f} µs / p99 {r.p99_us:,.1f} µs"
+                                               for r in best))
+    stage_s["profile"] = time.perf_counter() - t
+
+    # -- report -------------------------------------------------------------------------------
+    failed = [a for a in artifacts if not a.deployable]
+    problems = [f"{a.model} {a.target} artifact failed its fidelity check: "
+                f"{a.fidelity.summary() if a.fidelity else a.error}" for a in failed]
+    status = "failed" if failed else "ok"
+    results = RunResults(recipe.name, status, quick, list(recipe.seeds), data_info, models, artifacts, latencies,
+                         capture_environment(), stage_s, problems)
+    paths = write_report(results, run.root)
+    write_manifest(run, recipe=dump, seeds=list(recipe.seeds), quick=quick, status=status,
+                   extra={"artifacts": {f"{a.model}:{a.target}": a.status for a in artifacts}})
+    log(f"[report] {paths['md']}")
+    if failed:
+        raise FidelityError("; ".join(problems), where=str(run.root),
+                            fix="see report.md; failed artifacts are marked and must not be deployed")
+    return results
+
+
+def _train_student(s: StudentConfig, seed: int, views, n_cls: int, in_ch: int, size: int,
+                   signal: TeacherSignal | None, run: RunDir, progress: bool):
+    seed_everything(seed)
+    student = create_net(s.arch, num_classes=n_cls, in_channels=in_ch, input_size=size, params=s.params,
+                         where=f"students.{s.name}")
+    loss = CompositeLoss.from_config(s.loss)
+    meta = _meta("student", s.arch, s.params, n_cls, size, seed, s.train, [t.model_dump() for t in s.loss])
+    res = train(student, views["train"], views["val"], s.train, loss, seed=seed, teacher=signal,
+                checkpoint=run.checkpoint(s.name, seed), meta=meta, desc=f"{s.name} seed {seed}",
+                progress=progress)
+    return student, res
+
+
+def _onnx_export(model: nn.Module, name: str, x: torch.Tensor, run: RunDir, recipe: Recipe, desc: str) -> Artifact:
+    from edgekd.export import onnx as onnx_export
+
+    return onnx_export.export_and_check(model, name, x, run.artifact_dir(name), opset=recipe.export.onnx.opset,
+                                        atol=recipe.export.onnx.atol, inputs_desc=desc)
+
+
+__all__ = ["ConfigError", "apply_quick", "run_pipeline"]

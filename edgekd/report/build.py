@@ -1,0 +1,175 @@
+"""report.json and report.md from the typed results of the earlier stages."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.export.artifact import Artifact
+from edgekd.profile.result import LatencyResult
+from edgekd.report import plots
+from edgekd.runs.atomic import write_json, write_text
+
+
+@dataclass
+class ModelResult:
+    """One trained model for one seed."""
+
+    name: str
+    role: str  # teacher | student
+    arch: str
+    params: int
+    seed: int
+    test_acc: float
+    val_acc: float
+    train_seconds: float
+    loss: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from_epoch: int | None = None
+
+
+@dataclass
+class RunResults:
+    name: str
+    status: str
+    quick: bool
+    seeds: list[int]
+    data: dict[str, Any]
+    models: list[ModelResult]
+    artifacts: list[Artifact]
+    latencies: list[LatencyResult]
+    environment: dict[str, Any]
+    stage_seconds: dict[str, float]
+    problems: list[str] = field(default_factory=list)
+
+
+def accuracy_rows(models: list[ModelResult]) -> list[dict[str, Any]]:
+    """Per model name: mean ± std (population std over seeds, ddof=0 when one seed)."""
+    rows = []
+    for name in dict.fromkeys(m.name for m in models):
+        ms = [m for m in models if m.name == name]
+        accs = np.array([m.test_acc for m in ms])
+        rows.append({
+            "name": name, "role": ms[0].role, "arch": ms[0].arch, "params": ms[0].params,
+            "acc_mean": float(accs.mean()), "acc_std": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
+            "acc_per_seed": {str(m.seed): m.test_acc for m in ms}, "n_seeds": len(ms),
+            "loss": ms[0].loss, "train_seconds_mean": float(np.mean([m.train_seconds for m in ms])),
+        })
+    return rows
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def _loss_str(loss: list[dict[str, Any]]) -> str:
+    if not loss:
+        return "ce"
+    parts = []
+    for t in loss:
+        p = ", ".join(f"{k}={v}" for k, v in t.get("params", {}).items())
+        parts.append(f"{t['weight']:g}·{t['method']}" + (f"({p})" if p else ""))
+    return " + ".join(parts)
+
+
+def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict[str, str]) -> str:
+    L: list[str] = []
+    L.append(f"# edgekd report — {res.name}{' (quick)' if res.quick else ''}\n")
+    L.append(f"**Status: {res.status}**" + ("" if not res.problems else " — " + "; ".join(res.problems)) + "\n")
+    d = res.data
+    L.append(f"Data: {d['source']}, classes {d['classes']}, train/val/test = "
+             f"{d['sizes']['train']}/{d['sizes']['val']}/{d['sizes']['test']}; teacher input "
+             f"{d['teacher_size']}×{d['teacher_size']}, student input {d['student_size']}×{d['student_size']}. "
+             f"Seeds: {res.seeds}.\n")
+
+    L.append("## Accuracy (test split)\n")
+    L.append("| model | role | arch | params | loss | test acc % (mean ± std) | per seed | vs scratch |")
+    L.append("|---|---|---|---:|---|---:|---|---:|")
+    scratch = {r["arch"]: r for r in acc if r["role"] == "student" and
+               [t["method"] for t in r["loss"]] == ["ce"]}
+    for r in acc:
+        base = scratch.get(r["arch"])
+        gain = ("" if base is None or base is r or r["role"] == "teacher"
+                else f"{100 * (r['acc_mean'] - base['acc_mean']):+.2f} pts")
+        per = ", ".join(_pct(v) for v in r["acc_per_seed"].values())
+        L.append(f"| {r['name']} | {r['role']} | {r['arch']} | {r['params']:,} | "
+                 f"{'ce' if r['role'] == 'teacher' else _loss_str(r['loss'])} | "
+                 f"{_pct(r['acc_mean'])} ± {_pct(r['acc_std'])} | {per} | {gain} |")
+    L.append("")
+    if "accuracy_vs_params" in plot_files:
+        L.append(f"![accuracy vs parameters]({plot_files['accuracy_vs_params']})\n")
+
+    L.append("## Exported artifacts and fidelity\n")
+    L.append("Each artifact is checked against the model it was exported from, on held-out inputs.\n")
+    L.append("| model | target | format | status | inputs | max abs diff | argmax agreement | notes |")
+    L.append("|---|---|---|---|---:|---:|---:|---|")
+    for a in res.artifacts:
+        f = a.fidelity
+        if f is None:
+            L.append(f"| {a.model} | {a.target} | {a.format} | **FAILED** | – | – | – | {a.error} |")
+        else:
+            L.append(f"| {a.model} | {a.target} | {a.format} | {'ok' if a.deployable else '**FAILED**'} | "
+                     f"{f.n_inputs} | {f.max_abs_diff:.3g} | {_pct(f.argmax_agreement)} % | {f.notes} |")
+    L.append("")
+    hls = [a for a in res.artifacts if a.target == "fpga-hls" and a.metadata.get("layers")]
+    for a in hls:
+        L.append(f"### hls4ml precision for {a.model} ({a.metadata['io_type']}, {a.metadata['part']}, "
+                 f"{a.metadata['clock_mhz']:g} MHz)\n")
+        L.append("| layer | kind | observed max |x| | result | weight | bias |")
+        L.append("|---|---|---:|---|---|---|")
+        for lp in a.metadata["layers"]:
+            L.append(f"| {lp['layer']} ({lp['module']}) | {lp['kind']} | {lp['max_abs']:.3g} | `{lp['result']}` | "
+                     f"`{lp['weight'] or '–'}` | `{lp['bias'] or '–'}` |")
+        if a.metadata.get("width_search"):
+            tried = ", ".join(f"{w['width']} bits → {_pct(w['agreement'])} %" for w in a.metadata["width_search"])
+            L.append(f"\nWidth search: {tried}.\n")
+
+    L.append("## Latency (measured, wall clock)\n")
+    L.append("| model | target | batch | p50 µs | p90 µs | p99 µs | throughput /s | threads | runs |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in sorted(res.latencies, key=lambda r: (r.model != "teacher", r.model, r.target, r.batch_size)):
+        L.append(f"| {r.model} | {r.target} | {r.batch_size} | {r.p50_us:,.1f} | {r.p90_us:,.1f} | "
+                 f"{r.p99_us:,.1f} | {r.throughput_per_s:,.0f} | {r.threads} | {r.runs} |")
+    L.append("")
+    if "latency" in plot_files:
+        L.append(f"![latency per target]({plot_files['latency']})\n")
+    if "training" in plot_files:
+        L.append(f"![training curves]({plot_files['training']})\n")
+
+    e = res.environment
+    L.append("## Environment\n")
+    L.append(f"CPU: {e.get('cpu')} ({e.get('affinity_cpus')} usable of {e.get('logical_cpus')} logical); "
+             f"{e.get('os')}.  ")
+    L.append("Versions: " + ", ".join(f"{k} {v}" for k, v in e.get("versions", {}).items()) + ".\n")
+    L.append("Stage times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in res.stage_seconds.items()) + ".\n")
+    return "\n".join(L)
+
+
+def write_report(res: RunResults, root: Path) -> dict[str, Path]:
+    """Write plots, ``report.json`` and ``report.md`` under ``root``."""
+    acc = accuracy_rows(res.models)
+    plot_dir = root / "plots"
+    files: dict[str, str] = {}
+    plots.accuracy_vs_params(acc, plot_dir / "accuracy_vs_params.png")
+    files["accuracy_vs_params"] = "plots/accuracy_vs_params.png"
+    lat = [r.to_dict() for r in res.latencies]
+    if lat:
+        plots.latency_per_target(lat, plot_dir / "latency.png", batch_size=1)
+        files["latency"] = "plots/latency.png"
+    first = {m.name: m.history for m in res.models if m.seed == res.seeds[0]}
+    plots.training_curves(first, plot_dir / "training_curves.png")
+    files["training"] = "plots/training_curves.png"
+
+    payload = {
+        "name": res.name, "status": res.status, "problems": res.problems, "quick": res.quick,
+        "seeds": res.seeds, "data": res.data, "accuracy": acc,
+        "models": [asdict(m) for m in res.models],
+        "artifacts": [a.to_dict() for a in res.artifacts],
+        "latency": lat, "environment": res.environment, "stage_seconds": res.stage_seconds,
+        "plots": files,
+    }
+    write_json(root / "report.json", payload)
+    write_text(root / "report.md", render_markdown(res, acc, files))
+    return {"json": root / "report.json", "md": root / "report.md"}

@@ -1,0 +1,76 @@
+"""Plots for the run report (matplotlib, Agg backend: no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from edgekd.runs.atomic import atomic_path  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def accuracy_vs_params(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Test accuracy (mean ± std over seeds) against parameter count, log x axis."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for r in rows:
+        marker = "s" if r["role"] == "teacher" else "o"
+        ax.errorbar(r["params"], 100 * r["acc_mean"], yerr=100 * r["acc_std"], fmt=marker, capsize=4,
+                    label=f"{r['name']} ({r['arch']})")
+        ax.annotate(r["name"], (r["params"], 100 * r["acc_mean"]), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("test accuracy (%) — mean ± std over seeds")
+    ax.set_title("Accuracy vs size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def latency_per_target(latencies: list[dict[str, Any]], path: Path, batch_size: int = 1) -> Path:
+    """p50 latency (bar) with p99 (whisker) per model and target at one batch size; log y."""
+    rows = [r for r in latencies if r["batch_size"] == batch_size]
+    models = sorted({r["model"] for r in rows}, key=lambda m: (m != "teacher", m))
+    targets = sorted({r["target"] for r in rows})
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * len(models) * max(1, len(targets))), 4.2))
+    width = 0.8 / max(1, len(targets))
+    for j, t in enumerate(targets):
+        xs, p50, err = [], [], []
+        for i, m in enumerate(models):
+            hit = [r for r in rows if r["model"] == m and r["target"] == t]
+            if hit:
+                xs.append(i + (j - (len(targets) - 1) / 2) * width)
+                p50.append(hit[0]["p50_us"])
+                err.append(max(0.0, hit[0]["p99_us"] - hit[0]["p50_us"]))
+        ax.bar(xs, p50, width=width, yerr=[[0] * len(err), err], capsize=3, label=f"{t} (measured)")
+    ax.set_xticks(range(len(models)), models, rotation=15)
+    ax.set_yscale("log")
+    ax.set_ylabel(f"latency at batch {batch_size} (µs): bar p50, whisker p99")
+    ax.set_title("Latency per target")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def training_curves(histories: dict[str, list[dict[str, float]]], path: Path) -> Path:
+    """Validation accuracy per epoch for each model (first seed)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, hist in histories.items():
+        if hist:
+            ax.plot([h["epoch"] for h in hist], [100 * h["val_acc"] for h in hist], marker=".", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("Training curves (first seed)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
