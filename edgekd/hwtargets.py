@@ -46,7 +46,16 @@ class FpgaTarget(_Strict):
 
 
 def available_fpgas() -> list[str]:
-    return sorted(p.stem for p in (HW_DIR / "fpga").glob("*.yaml"))
+    """Names of the FPGA descriptions in ``hw/fpga/`` (files whose ``kind`` is ``fpga``)."""
+    out = []
+    for p in (HW_DIR / "fpga").glob("*.yaml"):
+        try:
+            doc = yaml.safe_load(p.read_text())
+        except yaml.YAMLError:
+            continue
+        if isinstance(doc, dict) and doc.get("kind") == "fpga":
+            out.append(p.stem)
+    return sorted(out)
 
 
 def load_fpga(name_or_path: str) -> FpgaTarget:
@@ -61,3 +70,62 @@ def load_fpga(name_or_path: str) -> FpgaTarget:
         return FpgaTarget.model_validate(yaml.safe_load(p.read_text()))
     except (ValidationError, yaml.YAMLError) as exc:
         raise ConfigError(f"invalid FPGA description: {exc}", where=str(p)) from None
+
+
+# -- Jetson modules --------------------------------------------------------------------------
+
+class JetsonGpu(_Strict):
+    architecture: str
+    cuda_cores: int = Field(gt=0)
+    tensor_cores: int = Field(ge=0)
+    compute_capability: str = Field(pattern=r"^\d+\.\d+$")
+
+
+class JetsonSoftware(_Strict):
+    """One JetPack release the module runs, with the TensorRT/CUDA it ships (None: not recorded)."""
+
+    jetpack: str
+    tensorrt: str
+    l4t: str | None = None
+    cuda: str | None = None
+    cudnn: str | None = None
+    python: str | None = None
+    ubuntu: str | None = None
+
+    @property
+    def tensorrt_major(self) -> int:
+        return int(self.tensorrt.split(".")[0])
+
+
+class JetsonTarget(_Strict):
+    name: str
+    kind: str = "jetson"
+    module: str
+    gpu: JetsonGpu
+    dla_cores: int = Field(ge=0)
+    memory_gb: float = Field(gt=0)
+    power_modes: list[str] = Field(default_factory=list)
+    software: list[JetsonSoftware] = Field(min_length=1)  # the recommended JetPack first
+    notes: str = ""
+
+    @property
+    def default_software(self) -> JetsonSoftware:
+        return self.software[0]
+
+
+def available_jetsons() -> list[str]:
+    return sorted(p.stem for p in (HW_DIR / "jetson").glob("*.yaml"))
+
+
+def load_jetson(name_or_path: str) -> JetsonTarget:
+    """Load a Jetson module description by name (a file in ``hw/jetson/``) or by path."""
+    p = Path(name_or_path)
+    if not p.suffix:
+        p = HW_DIR / "jetson" / f"{name_or_path}.yaml"
+    if not p.is_file():
+        raise ConfigError(f"unknown Jetson module '{name_or_path}'", where="export.tensorrt.targets",
+                          fix=f"use one of {available_jetsons()} or the path of a YAML file like them")
+    try:
+        return JetsonTarget.model_validate(yaml.safe_load(p.read_text()))
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise ConfigError(f"invalid Jetson description: {exc}", where=str(p)) from None
