@@ -1,0 +1,456 @@
+"""``fpga-hls`` latency, II and resources *estimated* from hls4ml's scheduling rules.
+
+No vendor tool runs here, and hls4ml itself has no pre-synthesis estimate. This module
+models how hls4ml's generated HLS is scheduled, layer by layer, from the layer shapes,
+the IO type, the strategy, the reuse factor (RF) and the clock:
+
+io_parallel (every layer one pipelined function, called one after another)
+  * dense, Latency strategy, RF 1: ``1 + ceil(log2(n_in) / a)`` cycles, ``a`` adder levels
+    per cycle (2 at 5 ns, scaled with the period); II 1.
+  * dense, Resource strategy (or RF > 1): ``RF + 5`` cycles (the MAC loop runs RF
+    pipelined iterations; 5 = load, 3-stage DSP multiply, accumulate); II = RF.
+  * activation 1 cycle; softmax 10 cycles (table exp, adder tree, table inverse).
+  * design latency = sum of layers, II = the largest layer II.
+
+io_stream (layers are DATAFLOW processes connected by FIFOs, one pixel — all its
+channels — per stream word)
+  * a conv layer consumes one input pixel every RF cycles (its kernel is one dense
+    block reused across pixels) and emits an output ``depth`` cycles after the input
+    pixel that completes a window; pooling and activations take one pixel per cycle.
+  * a dense layer after Flatten reads one word per cycle and computes after the last one.
+  * the design latency is when the last layer's result leaves, simulated here as a
+    schedule of first/last pixel times through the chain (so upstream arrival limits,
+    such as a camera's pixel bus, are honoured — see :mod:`edgekd.profile.first_pixel`);
+    the II between images is the busiest layer's ``pixels × RF``.
+
+Resources: one multiplier per ``n_mult / RF`` (a DSP when weights are wider than 10 bits,
+else ~0.6·bw² LUTs), plus per-multiplier accumulator logic; BRAM for weights of
+Resource-strategy layers with RF > 1. These are rough (±2×); latency and II are what the
+model is for. Its error against published hls4ml synthesis results
+(``hw/fpga/hls_reference_points.yaml``) is computed by :func:`reference_errors` and
+reported with every estimate. When a vendor report is present, its numbers replace the
+estimate (:func:`estimate_with_vendor`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import yaml
+
+from edgekd.errors import ConfigError, EdgekdError
+from edgekd.hwtargets import HW_DIR, FpgaTarget
+from edgekd.profile.result import LatencyResult
+
+IoType = Literal["io_parallel", "io_stream"]
+Strategy = Literal["Latency", "Resource"]
+REFERENCE_POINTS = HW_DIR / "fpga" / "hls_reference_points.yaml"
+
+MUL_STAGES = 3  # DSP48 multiply pipeline at ~200 MHz
+RESOURCE_DEPTH = 5  # dense_resource: load + multiply + accumulate around the RF loop
+ACT_CYCLES = 1
+SOFTMAX_CYCLES = 10
+DSP_MIN_BITS = 11  # Vivado maps narrower multiplications to LUTs
+
+
+# ---- layers -----------------------------------------------------------------------------
+@dataclass
+class HlsLayer:
+    """One layer as hls4ml sees it (channels-last shapes)."""
+
+    name: str
+    kind: str  # conv2d | conv1d | dense | pool | act | softmax | flatten
+    in_shape: tuple[int, ...]  # (H, W, C), (L, C) or (N,)
+    out_shape: tuple[int, ...]
+    kernel: int = 1
+    stride: int = 1
+    reuse_factor: int | None = None  # None: the configuration's default
+    stream_words: int | None = None  # io_stream words in (a flattened image stays one word per pixel)
+
+    @property
+    def n_in(self) -> int:
+        """Length of one dot product (the dense block's n_in)."""
+        if self.kind == "conv2d":
+            return self.kernel * self.kernel * self.in_shape[-1]
+        if self.kind == "conv1d":
+            return self.kernel * self.in_shape[-1]
+        if self.kind == "dense":
+            return int(math.prod(self.in_shape))
+        return 0
+
+    @property
+    def n_out(self) -> int:
+        if self.kind in ("conv2d", "conv1d"):
+            return self.out_shape[-1]
+        if self.kind == "dense":
+            return int(math.prod(self.out_shape))
+        return 0
+
+    @property
+    def in_pixels(self) -> int:
+        """Stream words into the layer (pixels for images, elements for vectors)."""
+        if self.stream_words is not None:
+            return self.stream_words
+        return int(math.prod(self.in_shape[:-1])) if len(self.in_shape) > 1 else int(self.in_shape[0])
+
+
+def layers_from_torch(model: Any, input_shape: tuple[int, int, int]) -> list[HlsLayer]:
+    """hls4ml's view of a sequential PyTorch (or Brevitas) student with NCHW input ``(C, H, W)``."""
+    import torch.nn as nn
+
+    c, h, w = input_shape
+    shape: tuple[int, ...] = (h, w, c)
+    out: list[HlsLayer] = []
+    words: int | None = None  # after Flatten, hls4ml's stream still carries one pixel per word
+    mods = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
+    for name, m in mods:
+        tname = type(m).__name__
+        if isinstance(m, nn.Conv2d):
+            k, s = m.kernel_size[0], m.stride[0]
+            p = m.padding[0] if isinstance(m.padding, tuple) else 0
+            if p:
+                raise EdgekdError("padded convolutions are not modelled", where=f"layer {name}",
+                                  fix="use valid (unpadded) convolutions")
+            ho, wo = (shape[0] - k) // s + 1, (shape[1] - k) // s + 1
+            new = (ho, wo, m.out_channels)
+            out.append(HlsLayer(name, "conv2d", shape, new, k, s))
+        elif isinstance(m, nn.Linear):
+            new = (m.out_features,)
+            out.append(HlsLayer(name, "dense", (int(math.prod(shape)),), new, stream_words=words))
+            words = None
+        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
+            new = (shape[0] // k, shape[1] // k, shape[2])
+            out.append(HlsLayer(name, "pool", shape, new, k, k))
+        elif isinstance(m, nn.Flatten):
+            new = (int(math.prod(shape)),)
+            out.append(HlsLayer(name, "flatten", shape, new))
+            words = int(math.prod(shape[:-1])) if len(shape) > 1 else None
+        elif isinstance(m, nn.Softmax):
+            new = shape
+            out.append(HlsLayer(name, "softmax", shape, new))
+        elif isinstance(m, (nn.ReLU,)) or tname in ("QuantReLU", "QuantIdentity"):
+            new = shape
+            out.append(HlsLayer(name, "act", shape, new))
+        elif isinstance(m, (nn.Identity, nn.Dropout)):
+            continue
+        elif tname.startswith("Quant") or tname.endswith("Quant") or "quant" in type(m).__module__:
+            continue  # Brevitas quantizer internals
+        else:
+            raise EdgekdError(f"layer type {tname} is not modelled by the hls4ml estimate", where=f"layer {name}")
+        shape = new
+    return out
+
+
+def layers_from_spec(spec: Iterable[dict[str, Any]]) -> list[HlsLayer]:
+    """Layers from the compact form used in ``hls_reference_points.yaml``."""
+    out: list[HlsLayer] = []
+    for i, d in enumerate(spec):
+        kind, name = d["kind"], d.get("name", f"l{i}")
+        if kind == "dense":
+            out.append(HlsLayer(name, "dense", (d["n_in"],), (d["n_out"],)))
+        elif kind in ("act", "softmax"):
+            out.append(HlsLayer(name, kind, (d["n"],), (d["n"],)))
+        elif kind == "conv1d":
+            lo = (d["length"] - d["kernel"]) // d.get("stride", 1) + 1
+            out.append(HlsLayer(name, "conv1d", (d["length"], d["channels"]), (lo, d["filters"]), d["kernel"],
+                                d.get("stride", 1)))
+        elif kind == "conv2d":
+            ho = (d["height"] - d["kernel"]) // d.get("stride", 1) + 1
+            wo = (d["width"] - d["kernel"]) // d.get("stride", 1) + 1
+            out.append(HlsLayer(name, "conv2d", (d["height"], d["width"], d["channels"]), (ho, wo, d["filters"]),
+                                d["kernel"], d.get("stride", 1)))
+        else:
+            raise ConfigError(f"unknown layer kind '{kind}'", where=f"{REFERENCE_POINTS.name} layer {i}")
+    return out
+
+
+# ---- hls4ml's reuse-factor rules ------------------------------------------------------------
+def valid_reuse_factor(n_in: int, n_out: int, rf: int) -> bool:
+    """hls4ml's rule (FPGABackend._validate_reuse_factor), reproduced to predict its choice."""
+    mult_limit = math.ceil(n_in * n_out / min(n_in, rf))
+    ok = (mult_limit % n_out == 0) or rf >= n_in
+    ok = ok and (rf % n_in == 0 or rf < n_in)
+    return ok and (n_in * n_out) % rf == 0
+
+
+def closest_reuse_factor(n_in: int, n_out: int, rf: int) -> int:
+    """The reuse factor hls4ml will actually use when asked for ``rf`` (it silently substitutes)."""
+    valid = [r for r in range(1, n_in * n_out + 1) if valid_reuse_factor(n_in, n_out, r)]
+    return min(valid, key=lambda r: (abs(r - rf), r))
+
+
+# ---- the model --------------------------------------------------------------------------
+@dataclass
+class HlsConfig:
+    io_type: IoType = "io_stream"
+    strategy: Strategy = "Resource"
+    reuse_factor: int = 1
+    layer_reuse: dict[str, int] = field(default_factory=dict)
+    weight_bits: int = 16  # ap_fixed<16,6> everywhere by default
+    act_bits: int = 16
+    clock_mhz: float | None = None  # None: the target's
+
+    def validate(self) -> None:
+        if self.io_type not in ("io_parallel", "io_stream"):
+            raise ConfigError(f"io_type '{self.io_type}' unknown", where="fpga-hls", fix="io_parallel or io_stream")
+        if self.strategy not in ("Latency", "Resource"):
+            raise ConfigError(f"strategy '{self.strategy}' unknown", where="fpga-hls", fix="Latency or Resource")
+        if self.reuse_factor < 1:
+            raise ConfigError("reuse_factor must be ≥ 1", where="fpga-hls")
+
+
+@dataclass
+class LayerEstimate:
+    name: str
+    kind: str
+    reuse_factor: int
+    latency_cycles: int  # io_parallel: the layer's own; io_stream: depth after its last input
+    ii_cycles: int  # io_parallel: between calls; io_stream: per input pixel
+    multipliers: int
+    first_out: float = 0.0  # io_stream schedule (cycles from the first input pixel)
+    last_out: float = 0.0
+
+
+@dataclass
+class HlsEstimate:
+    """Estimated latency, II and resources of an hls4ml design (method ``estimated``)."""
+
+    model: str
+    part: str
+    clock_mhz: float
+    io_type: str
+    strategy: str
+    latency_cycles: int
+    ii_cycles: int
+    lut: int
+    ff: int
+    dsp: int
+    bram_36k: int
+    layers: list[LayerEstimate]
+    budget: dict[str, int] = field(default_factory=dict)
+    source: str = "estimated: edgekd.profile.fpga_estimate (hls4ml scheduling model)"
+    reference_error: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def latency_us(self) -> float:
+        return self.latency_cycles / self.clock_mhz
+
+    def percent(self) -> dict[str, float]:
+        used = {"lut": self.lut, "ff": self.ff, "dsp": self.dsp, "bram_36k": self.bram_36k}
+        return {k: 100.0 * used[k] / v for k, v in self.budget.items() if v}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["latency_us"] = self.latency_us
+        d["percent"] = self.percent()
+        return d
+
+
+def _adder_levels_per_cycle(clock_mhz: float) -> int:
+    # ~2 16-bit adder levels fit a 5 ns cycle after the multiplier; scale with the period
+    return max(1, round(2 * (1000.0 / clock_mhz) / 5.0))
+
+
+def _block(layer: HlsLayer, rf: int, cfg: HlsConfig, clock_mhz: float) -> tuple[int, int]:
+    """(latency, II) of one dense block (a dense layer, or one kernel application of a conv)."""
+    if cfg.strategy == "Latency" and rf == 1:
+        return 1 + math.ceil(math.log2(max(layer.n_in, 2)) / _adder_levels_per_cycle(clock_mhz)), 1
+    return rf + RESOURCE_DEPTH, rf
+
+
+def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | None = None, *,
+                 model: str = "", clock_mhz: float | None = None,
+                 input_arrival: tuple[float, float] | None = None) -> HlsEstimate:
+    """Latency (cycles), II and resources of hls4ml's design for ``layers``.
+
+    ``input_arrival`` (io_stream only) is ``(first, last)`` input pixel arrival time in
+    this design's clock cycles; by default the source keeps up with the first layer.
+    """
+    cfg.validate()
+    clk = clock_mhz or cfg.clock_mhz or (target.clock_mhz if target else None)
+    if clk is None:
+        raise ConfigError("no clock given", where="fpga-hls", fix="pass a target or clock_mhz")
+    ests: list[LayerEstimate] = []
+    mults = 0
+    bram = 0
+    for layer in layers:
+        rf = 1
+        if layer.kind in ("dense", "conv1d", "conv2d"):
+            want = layer.reuse_factor or cfg.layer_reuse.get(layer.name, cfg.reuse_factor)
+            rf = closest_reuse_factor(layer.n_in, layer.n_out, want)
+            lat, ii = _block(layer, rf, cfg, clk)
+            m = math.ceil(layer.n_in * layer.n_out / rf)
+            if cfg.io_type == "io_parallel" and layer.kind != "dense":
+                m *= int(math.prod(layer.out_shape[:-1]))  # every output pixel has its own block
+            mults += m
+            if cfg.strategy == "Resource" and rf > 1:
+                bram += math.ceil(layer.n_in * layer.n_out * cfg.weight_bits / 36864)
+        elif layer.kind == "softmax":
+            lat, ii, m = SOFTMAX_CYCLES, 1, 0
+        elif layer.kind == "flatten":
+            lat, ii, m = 0, 1, 0
+        else:
+            lat, ii, m = ACT_CYCLES, 1, 0
+        ests.append(LayerEstimate(layer.name, layer.kind, rf, int(lat), int(ii), m))
+
+    if cfg.io_type == "io_parallel":
+        total = sum(e.latency_cycles for e in ests)
+        ii_total = max(e.ii_cycles for e in ests)
+    else:
+        total, ii_total = _stream_schedule(layers, ests, input_arrival)
+
+    use_dsp = max(cfg.weight_bits, cfg.act_bits) >= DSP_MIN_BITS
+    dsp = mults if use_dsp else 0
+    lut_mult = 0 if use_dsp else int(mults * 0.6 * cfg.weight_bits * cfg.act_bits)
+    acc_bits = cfg.weight_bits + cfg.act_bits
+    lut = lut_mult + int(mults * acc_bits * 1.0) + 500 * len(layers)
+    ff = int(mults * acc_bits * 1.5) + 500 * len(layers)
+    budget = {}
+    if target is not None:
+        r = target.resources
+        budget = {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram_36k": r.bram_36k}
+    return HlsEstimate(model=model, part=target.part if target else "", clock_mhz=clk, io_type=cfg.io_type,
+                       strategy=cfg.strategy, latency_cycles=int(math.ceil(total)), ii_cycles=int(ii_total),
+                       lut=lut, ff=ff, dsp=dsp, bram_36k=bram, layers=ests, budget=budget)
+
+
+def _stream_schedule(layers: list[HlsLayer], ests: list[LayerEstimate],
+                     arrival: tuple[float, float] | None) -> tuple[float, int]:
+    """First/last output times of each DATAFLOW process; returns (latency, II between images)."""
+    first, last = arrival if arrival is not None else (0.0, None)  # type: ignore[assignment]
+    ii_images = 1
+    for layer, e in zip(layers, ests):
+        n = layer.in_pixels
+        # a dense layer reads one word per cycle and then runs its RF loop; a conv takes a pixel per RF
+        per_word = 1 if layer.kind == "dense" else e.ii_cycles
+        if last is None:  # the source keeps pace with this layer
+            last = first + (n - 1) * per_word
+        busy = (n - 1) * per_word
+        ii_images = max(ii_images, n * per_word, e.ii_cycles)
+        done = max(last, first + busy)  # the last pixel is taken when it has arrived and the layer is free
+        if layer.kind in ("conv2d", "conv1d", "pool"):
+            k = layer.kernel
+            width = layer.in_shape[1] if layer.kind != "conv1d" and len(layer.in_shape) == 3 else 1
+            # the first window is complete after (k-1) full rows and k pixels of the k-th row
+            idx = (k - 1) * width + (k - 1) if layer.kind != "conv1d" else k - 1
+            frac = idx / max(n - 1, 1)
+            t_first_in = first + frac * (done - first)
+            e.first_out = t_first_in + e.latency_cycles
+            e.last_out = done + e.latency_cycles
+        elif layer.kind == "dense":
+            e.first_out = e.last_out = done + e.latency_cycles  # needs every input
+        else:  # activation, softmax, flatten: one word per cycle, pass-through
+            e.first_out = first + e.latency_cycles
+            e.last_out = done + e.latency_cycles
+        first, last = e.first_out, e.last_out
+    return float(last), int(ii_images)
+
+
+# ---- vendor reports override ------------------------------------------------------------
+def estimate_with_vendor(est: HlsEstimate, vendor: Any | None) -> HlsEstimate:
+    """Replace estimated numbers by a parsed vendor report's (``edgekd.export.vendor_reports.SynthReport``).
+
+    Only the fields the report has are replaced; ``source`` records where each came from.
+    """
+    if vendor is None:
+        return est
+    lat = getattr(vendor, "latency_max", None)
+    ii = getattr(vendor, "interval_max", None)
+    changed = []
+    if lat is not None:
+        est.latency_cycles, _ = int(lat), changed.append("latency")
+    if ii is not None:
+        est.ii_cycles, _ = int(ii), changed.append("II")
+    for key in ("lut", "ff", "dsp"):
+        v = getattr(vendor, key, None)
+        if v is not None:
+            setattr(est, key, int(v))
+            changed.append(key)
+    for key in ("bram", "bram_18k", "bram_36k"):
+        v = getattr(vendor, key, None)
+        if v is not None:
+            est.bram_36k = int(math.ceil(v / 2)) if key == "bram_18k" else int(v)
+            changed.append("bram")
+            break
+    clk = getattr(vendor, "target_clock_ns", None)
+    if clk:
+        est.clock_mhz = 1000.0 / float(clk)
+    if changed:
+        est.source = (f"vendor report {getattr(vendor, 'path', '')} ({getattr(vendor, 'tool_version', '') or 'HLS'}): "
+                      f"{', '.join(changed)}; other figures estimated")
+    return est
+
+
+def latency_result(est: HlsEstimate) -> LatencyResult:
+    """The estimate as a LatencyResult (method ``estimated``; a vendor C-synthesis report is also an estimate)."""
+    us = est.latency_us
+    return LatencyResult(
+        model=est.model, target="fpga-hls", batch_size=1, method="estimated", p50_us=us, p90_us=us, p99_us=us,
+        mean_us=us, min_us=us, throughput_per_s=est.clock_mhz * 1e6 / max(est.ii_cycles, 1), runs=1, warmup=0,
+        timer=est.source,
+        details={"latency_cycles": est.latency_cycles, "ii_cycles": est.ii_cycles, "clock_mhz": est.clock_mhz,
+                 "io_type": est.io_type, "strategy": est.strategy, "part": est.part,
+                 "resources": {"lut": est.lut, "ff": est.ff, "dsp": est.dsp, "bram_36k": est.bram_36k},
+                 "percent": est.percent(), "reference_error": est.reference_error})
+
+
+# ---- error against published results ----------------------------------------------------
+@dataclass
+class ReferenceError:
+    id: str
+    metric: str  # latency_cycles | ii_cycles
+    reported: float  # mid-point of the reported min/max
+    estimated: float
+    source: str
+
+    @property
+    def rel_error(self) -> float:
+        return (self.estimated - self.reported) / self.reported
+
+
+def load_reference_points(path: str | Path = REFERENCE_POINTS) -> list[dict[str, Any]]:
+    p = Path(path)
+    try:
+        pts = yaml.safe_load(p.read_text())["points"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read reference points: {exc}", where=str(p)) from None
+    for pt in pts:
+        for key in ("id", "source", "io_type", "strategy", "reuse_factor", "clock_ns", "layers", "reported"):
+            if key not in pt:
+                raise ConfigError(f"reference point without '{key}'", where=f"{p.name}: {pt.get('id', '?')}")
+    return pts
+
+
+def reference_errors(path: str | Path = REFERENCE_POINTS) -> list[ReferenceError]:
+    """The estimator run on every published point, against what was reported."""
+    out: list[ReferenceError] = []
+    for pt in load_reference_points(path):
+        cfg = HlsConfig(io_type=pt["io_type"], strategy=pt["strategy"], reuse_factor=int(pt["reuse_factor"]),
+                        weight_bits=int(pt.get("precision_bits", 16)), act_bits=int(pt.get("precision_bits", 16)))
+        layers = layers_from_spec(pt["layers"])
+        est = estimate_hls(layers, cfg, clock_mhz=1000.0 / float(pt["clock_ns"]), model=pt["id"])
+        if pt.get("scope", "design") == "dense_layers":
+            lat = sum(e.latency_cycles for e in est.layers if e.kind == "dense")
+        else:
+            lat = est.latency_cycles
+        rep = pt["reported"]
+        if "latency_cycles" in rep:
+            out.append(ReferenceError(pt["id"], "latency_cycles", sum(rep["latency_cycles"]) / 2, lat, pt["source"]))
+        if "ii_cycles" in rep:
+            out.append(ReferenceError(pt["id"], "ii_cycles", sum(rep["ii_cycles"]) / 2, est.ii_cycles, pt["source"]))
+    return out
+
+
+def error_summary(errors: list[ReferenceError]) -> dict[str, Any]:
+    """Median and largest |relative error| over the reference points, per metric."""
+    out: dict[str, Any] = {"n_points": len({e.id for e in errors})}
+    for metric in ("latency_cycles", "ii_cycles"):
+        errs = sorted(abs(e.rel_error) for e in errors if e.metric == metric)
+        if errs:
+            mid = len(errs) // 2
+            med = errs[mid] if len(errs) % 2 else (errs[mid - 1] + errs[mid]) / 2
+            out[metric] = {"n": len(errs), "median_abs_rel_error": med, "max_abs_rel_error": errs[-1]}
+    return out

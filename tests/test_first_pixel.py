@@ -1,0 +1,63 @@
+"""First pixel to decision: pixel-bus arrival plus compute, applied to the study's student."""
+from __future__ import annotations
+
+import pytest
+
+from edgekd.errors import ConfigError
+from edgekd.hwtargets import PixelBus, load_fpga
+from edgekd.profile.first_pixel import (STUDY_FIRST_PIXEL_TO_DECISION_US, arrival_us, parallel_first_pixel,
+                                        stream_first_pixel, study_configuration)
+from edgekd.profile.fpga_estimate import HlsConfig, layers_from_torch
+
+KU035 = "xcku035-fbva676-2-e"
+
+
+@pytest.fixture(scope="module")
+def study_layers():
+    from edgekd.nets.students import cellsort_cnn
+
+    return layers_from_torch(cellsort_cnn(2, 1, 48), (1, 48, 48))
+
+
+def test_arrival_of_last_pixel():
+    bus = PixelBus(pixels_per_clock=8, clock_mhz=250)
+    assert arrival_us(2304, bus) == (0.0, pytest.approx(287 / 250))  # 288 bus words, the last at word 287
+    assert arrival_us(1, bus) == (0.0, 0.0)
+    assert arrival_us(9, PixelBus(pixels_per_clock=1, clock_mhz=100))[1] == pytest.approx(0.08)
+
+
+def test_study_configuration_fits_and_lands_near_14_5_us(study_layers):
+    t = load_fpga(KU035)
+    cfg = study_configuration(study_layers, t)
+    res, est = stream_first_pixel(study_layers, cfg, t, model="cellsort-cnn")
+    assert est.dsp <= t.resources.dsp
+    assert cfg.layer_reuse[study_layers[0].name] == 1  # the first conv keeps one pixel per cycle
+    # compute-bound: conv1 takes 48·48 cycles at 200 MHz = 11.52 µs; the bus delivers the frame in 1.15 µs
+    assert res.last_pixel_arrival_us == pytest.approx(1.148)
+    assert 11.52 <= res.first_pixel_to_decision_us < STUDY_FIRST_PIXEL_TO_DECISION_US
+    assert -0.25 < res.compare() < -0.1  # the model is ~20 % below the study's measurement
+    assert res.details["bottleneck"] == study_layers[0].name and res.method == "estimated"
+
+
+def test_slow_bus_dominates(study_layers):
+    t = load_fpga(KU035).model_copy(update={"pixel_bus": PixelBus(pixels_per_clock=1, clock_mhz=25)})
+    cfg = HlsConfig(io_type="io_stream", strategy="Resource", layer_reuse={"0": 1, "3": 3, "7": 5})
+    res, _ = stream_first_pixel(study_layers, cfg, t)
+    assert res.last_pixel_arrival_us == pytest.approx(2303 / 25)
+    # arrival-bound: the decision follows the last pixel by only the pipeline's tail
+    assert 0 < res.compute_after_last_pixel_us < 1.0
+
+
+def test_parallel_design_waits_for_the_whole_image():
+    t = load_fpga(KU035)
+    r = parallel_first_pixel(2304, 9, t, model="x")
+    assert r.first_pixel_to_decision_us == pytest.approx(287 / 250 + 10 / 200)
+    assert r.method == "simulated"
+
+
+def test_target_without_pixel_bus_is_refused(study_layers):
+    t = load_fpga(KU035).model_copy(update={"pixel_bus": None})
+    with pytest.raises(ConfigError, match="pixel_bus"):
+        parallel_first_pixel(10, 1, t)
+    with pytest.raises(ConfigError, match="io_stream"):
+        stream_first_pixel(study_layers, HlsConfig(io_type="io_parallel"), load_fpga(KU035))
