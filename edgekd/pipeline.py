@@ -79,6 +79,8 @@ def prepare_run_dir(out: Path, recipe_dump: dict[str, Any], *, resume: bool, ove
                 raise EdgekdError("run directory was made by a different recipe; refusing to mix results",
                                   where=str(out), fix="use --out DIR for a new run, or --overwrite to replace it")
     run.create()
+    for stale in run.root.rglob(".*.tmp"):  # left by a process killed mid-write (atomic writes never expose them)
+        stale.unlink(missing_ok=True)
     write_json(saved, recipe_dump)
     return run
 
@@ -176,6 +178,8 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
     t = time.perf_counter()
     seed0 = recipe.seeds[0]
     artifacts: list[Artifact] = []
+    fpga: list = []
+    fpga_latencies: list[LatencyResult] = []
     exported = ["teacher"] + [s.name for s in recipe.students if s.export]
     n_check = recipe.export.hls.n_check
     desc = f"test split, first {{n}} images (seed {seed0} models)"
@@ -197,12 +201,48 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
                                        inputs_desc=desc.format(n=len(x_check)), log=log)
             artifacts.append(art)
             log(f"[export] {name} → hls4ml: {art.fidelity.summary() if art.fidelity else art.error}")
+            if art.fidelity is not None:
+                from edgekd.profile.fpga import hls_figures
+
+                fig, lat = hls_figures(trained[(name, seed0)], name, tuple(x_check.shape[1:]), recipe.export.hls,
+                                       int(art.metadata.get("total_width", recipe.export.hls.width)), art.path)
+                fpga.append(fig)
+                fpga_latencies.append(lat)
+                fp = (f", first pixel → decision {fig.first_pixel_to_decision_us:.2f} µs"
+                      if fig.first_pixel_to_decision_us is not None else "")
+                log(f"[fpga] {name}: {fig.method} {fig.latency_cycles} cycles = {fig.latency_us:.2f} µs, "
+                    f"II {fig.ii_cycles}, DSP {fig.resources['dsp']} ({fig.percent.get('dsp', 0):.0f} %){fp}")
+                if not fig.details["fits_part"]:
+                    log(f"[fpga] {name}: WARNING the design exceeds {fig.part} "
+                        f"({', '.join(f'{k} {v:.0f} %' for k, v in fig.percent.items() if v > 100)}); "
+                        f"reuse factors that fit: {fig.details.get('fitting_reuse_factors')}")
+    trt_latencies: list[LatencyResult] = []
+    if recipe.export.tensorrt.enabled:
+        from edgekd.export import tensorrt
+
+        tcfg = recipe.export.tensorrt
+        bcfg = tensorrt.BundleConfig(precisions=tuple(tcfg.precisions), default_precision=tcfg.default_precision,
+                                     opt_batch=tcfg.opt_batch, max_batch=tcfg.max_batch,
+                                     workspace_mib=tcfg.workspace_mib, targets=tuple(tcfg.targets),
+                                     n_golden=tcfg.n_golden)
+        for name in exported[1:]:
+            bundle = tensorrt.export_bundle(
+                trained[(name, seed0)], name, x_calib=views["train"].student[:512],
+                x_check=views["test"].student[:n_check], out_dir=run.artifact_dir(name) / "tensorrt",
+                preprocessing=tensorrt.preprocessing_contract(size=d.student_size, channels=in_ch,
+                                                              mean=d.normalize.mean, std=d.normalize.std),
+                class_names=splits.class_names, config=bcfg,
+                build={"auto": None, "never": False, "always": True}[tcfg.build],
+                inputs_desc=desc.format(n=min(n_check, len(views["test"]))), log=log)
+            artifacts += bundle.artifacts
+            trt_latencies += bundle.latencies
+            log(f"[export] {name} → TensorRT bundle: {bundle.message}")
     stage_s["export"] = time.perf_counter() - t
 
     # -- profile ----------------------------------------------------------------------------
     t = time.perf_counter()
     p = recipe.profile
-    latencies: list[LatencyResult] = []
+    latencies: list[LatencyResult] = list(trt_latencies) + fpga_latencies
     onnx_paths = {a.model: a.path for a in artifacts if a.target == "onnxruntime" and a.deployable}
     for name in exported:
         model = trained[(name, seed0)]
@@ -216,6 +256,8 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
             if "onnxruntime" in p.targets and name in onnx_paths:
                 latencies.append(profile_ort(onnx_paths[name], name, x.numpy(), batch_size=bs, runs=runs,
                                              warmup=warm, threads=p.threads))
+        if "cuda" in p.targets:
+            latencies += _profile_cuda(model, name, x, p, onnx_paths.get(name), log)
         best = [r for r in latencies if r.model == name and r.batch_size == 1]
         log(f"[profile] {name}: " + ", ".join(f"{r.target} p50 {r.p50_us:,.1f} µs / p99 {r.p99_us:,.1f} µs"
                                                for r in best))
@@ -227,7 +269,7 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
                 f"{a.fidelity.summary() if a.fidelity else a.error}" for a in failed]
     status = "failed" if failed else "ok"
     results = RunResults(recipe.name, status, quick, list(recipe.seeds), data_info, models, artifacts, latencies,
-                         capture_environment(), stage_s, problems)
+                         capture_environment(), stage_s, problems, fpga=[f.to_dict() for f in fpga])
     paths = write_report(results, run.root)
     write_manifest(run, recipe=dump, seeds=list(recipe.seeds), quick=quick, status=status,
                    extra={"artifacts": {f"{a.model}:{a.target}": a.status for a in artifacts}})
@@ -249,6 +291,19 @@ def _train_student(s: StudentConfig, seed: int, views, n_cls: int, in_ch: int, s
                 checkpoint=run.checkpoint(s.name, seed), meta=meta, desc=f"{s.name} seed {seed}",
                 progress=progress)
     return student, res
+
+
+def _profile_cuda(model: nn.Module, name: str, x: torch.Tensor, p, onnx_path, log) -> list[LatencyResult]:
+    """The ``cuda`` target; on a machine without a GPU it is skipped with one line."""
+    from edgekd.errors import ToolMissingError
+    from edgekd.profile.cuda import CudaProfileConfig, profile_cuda
+
+    try:
+        prof = profile_cuda(model, name, x, CudaProfileConfig(), onnx_path=onnx_path, log=log)
+    except ToolMissingError as exc:
+        log(f"[profile] {name}: cuda target skipped: {exc.what}")
+        return []
+    return list(prof.results)
 
 
 def _onnx_export(model: nn.Module, name: str, x: torch.Tensor, run: RunDir, recipe: Recipe, desc: str) -> Artifact:

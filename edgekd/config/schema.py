@@ -163,13 +163,33 @@ class HlsExportConfig(Strict):
     n_check: int = Field(1000, gt=0, description="held-out images for the C-simulation check")
 
 
+class TensorRTExportConfig(Strict):
+    """Jetson/TensorRT deploy bundle (FP32 + INT8 QDQ ONNX, build/check/bench scripts)."""
+
+    enabled: bool = False
+    precisions: list[Literal["int8", "fp16", "fp32"]] = ["int8", "fp16", "fp32"]
+    default_precision: Literal["int8", "fp16", "fp32"] = "int8"
+    opt_batch: int = Field(1, ge=1)
+    max_batch: int = Field(256, ge=1)
+    workspace_mib: int = Field(1024, ge=64)
+    targets: list[str] = Field(default_factory=lambda: ["orin-nano-8gb", "orin-nx-16gb", "agx-orin-64gb",
+                                                        "agx-thor", "xavier-nx", "agx-xavier"],
+                               description="Jetson modules from hw/jetson/")
+    n_golden: int = Field(64, ge=1)
+    build: Literal["auto", "never", "always"] = Field(
+        "auto", description="build engines here when TensorRT and a GPU are present (auto)")
+
+
 class ExportConfig(Strict):
     onnx: OnnxExportConfig = OnnxExportConfig()
     hls: HlsExportConfig = HlsExportConfig()
+    tensorrt: TensorRTExportConfig = TensorRTExportConfig()
 
 
 class ProfileConfig(Strict):
-    targets: list[Literal["cpu-torch", "onnxruntime"]] = ["cpu-torch", "onnxruntime"]
+    targets: list[Literal["cpu-torch", "onnxruntime", "cuda"]] = Field(
+        default_factory=lambda: ["cpu-torch", "onnxruntime"],
+        description="'cuda' is skipped with a message where no GPU is visible")
     batch_sizes: list[int] = [1, 256]
     runs: int = Field(1000, ge=10, description="timed calls at batch 1")
     large_batch_runs: int = Field(30, ge=3)

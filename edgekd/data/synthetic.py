@@ -22,11 +22,11 @@ SIZE = 64
 # Per-class means of the morphological features; spreads are shared (scaled by difficulty).
 _CLASS_FEATURES = {
     #            nc_ratio  rough   grain_scale  chromatin  cell_radius
-    0: np.array([0.75,     0.048,  0.85,        0.13,      11.0]),  # B
-    1: np.array([0.65,     0.028,  1.40,        0.10,      10.6]),  # T4
-    2: np.array([0.70,     0.020,  1.15,        0.08,      10.2]),  # T8
+    0: np.array([0.74,     0.050,  0.9,         0.13,      11.0]),  # B
+    1: np.array([0.66,     0.028,  1.5,         0.09,      10.6]),  # T4
+    2: np.array([0.70,     0.020,  1.2,         0.07,      10.2]),  # T8
 }
-_SPREAD = np.array([0.055, 0.016, 0.35, 0.035, 2.6])
+_SPREAD = np.array([0.055, 0.016, 0.35, 0.035, 1.6])
 
 
 def _gaussian_fft_filter(shape: tuple[int, int], sigma: np.ndarray) -> np.ndarray:
@@ -49,9 +49,9 @@ def _render(labels: np.ndarray, rng: np.random.Generator, difficulty: float) -> 
     feats = feats + rng.normal(size=feats.shape) * _SPREAD * difficulty
     nc_ratio = np.clip(feats[:, 0], 0.45, 0.9)
     rough = np.clip(feats[:, 1], 0.0, 0.12)
-    grain = np.clip(feats[:, 2], 0.35, 3.0)
+    grain = np.clip(feats[:, 2], 0.5, 3.0)
     chromatin = np.clip(feats[:, 3], 0.0, 0.3)
-    radius = np.clip(feats[:, 4], 6.5, 16.0)
+    radius = np.clip(feats[:, 4], 7.0, 15.5)
 
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
     yy = yy[None]
@@ -109,7 +109,7 @@ def _render(labels: np.ndarray, rng: np.random.Generator, difficulty: float) -> 
             img[i] -= rng.uniform(0.1, 0.3) * np.exp(-((yy[0] - py) ** 2 + (xx[0] - px) ** 2) / (2 * r * r))
 
     # Focus blur, then exposure and shot noise.
-    focus = rng.uniform(0.3, 1.2, n)
+    focus = rng.uniform(0.3, 1.4, n) * min(1.0, difficulty)
     img = _blur(img, focus)
     gain = rng.uniform(0.9, 1.1, n)[:, None, None]
     img = np.clip(img * gain, 0.0, 1.0)

@@ -53,13 +53,17 @@ class ResNetMini(nn.Module):
 @register_net("resnet-mini", role="teacher")
 def resnet_mini(num_classes: int, in_channels: int, input_size: int,
                 widths: tuple[int, ...] | list[int] = (24, 48, 96), blocks: tuple[int, ...] | list[int] = (1, 1, 1),
-                stem_width: int = 16, stem_stride: int = 1) -> nn.Module:
+                stem_width: int = 16, stem_stride: int = 1,
+                strides: tuple[int, ...] | list[int] | None = None) -> nn.Module:
     """Compact ResNet for 64×64 grayscale cells: full-resolution stem, then strided stages.
 
-    The stem runs at the input resolution so fine texture (which a 48×48 student partly
-    loses) is visible to the teacher; each stage then halves the resolution.
+    By default the stem runs at the input resolution and each stage halves it; a strided
+    stem (``stem_stride: 2``, ``strides: [1, 2, 2]``) trades that for speed.
     """
     widths, blocks = tuple(widths), tuple(blocks)
     if len(widths) != len(blocks) or not widths:
         raise ValueError("widths and blocks must be non-empty lists of the same length")
-    return ResNetMini(num_classes, in_channels, widths, blocks, stem_width, stem_stride, (2,) * len(widths))
+    strides = tuple(strides) if strides is not None else (2,) * len(widths)
+    if len(strides) != len(widths):
+        raise ValueError("strides must have one entry per stage")
+    return ResNetMini(num_classes, in_channels, widths, blocks, stem_width, stem_stride, strides)

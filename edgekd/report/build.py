@@ -43,6 +43,7 @@ class RunResults:
     environment: dict[str, Any]
     stage_seconds: dict[str, float]
     problems: list[str] = field(default_factory=list)
+    fpga: list[dict[str, Any]] = field(default_factory=list)
 
 
 def accuracy_rows(models: list[ModelResult]) -> list[dict[str, Any]]:
@@ -129,7 +130,8 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
     L.append("## Latency (measured, wall clock)\n")
     L.append("| model | target | batch | p50 µs | p90 µs | p99 µs | throughput /s | threads | runs |")
     L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in sorted(res.latencies, key=lambda r: (r.model != "teacher", r.model, r.target, r.batch_size)):
+    measured = [r for r in res.latencies if r.method == "measured"]
+    for r in sorted(measured, key=lambda r: (r.model != "teacher", r.model, r.target, r.batch_size)):
         L.append(f"| {r.model} | {r.target} | {r.batch_size} | {r.p50_us:,.1f} | {r.p90_us:,.1f} | "
                  f"{r.p99_us:,.1f} | {r.throughput_per_s:,.0f} | {r.threads} | {r.runs} |")
     L.append("")
@@ -137,6 +139,30 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
         L.append(f"![latency per target]({plot_files['latency']})\n")
     if "training" in plot_files:
         L.append(f"![training curves]({plot_files['training']})\n")
+
+    if res.fpga:
+        acc_by = {r["name"]: r for r in acc}
+        L.append("## FPGA (estimated or simulated — never measured here)\n")
+        L.append("| model | acc % | target | method | design | latency | II (cycles) | LUT | FF | DSP | BRAM36 | "
+                 "% of part (LUT/DSP) | first pixel → decision |")
+        L.append("|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
+        for f in res.fpga:
+            a = acc_by.get(f["model"])
+            pc = f["percent"]
+            fp = f["first_pixel_to_decision_us"]
+            L.append(f"| {f['model']} | {_pct(a['acc_mean']) if a else '–'} | {f['target']} ({f['part']}) | "
+                     f"{f['method']} | {f['design']} | {f['latency_cycles']:,} cycles = {f['latency_us']:.2f} µs | "
+                     f"{f['ii_cycles']:,} | {f['resources']['lut']:,} | {f['resources']['ff']:,} | "
+                     f"{f['resources']['dsp']:,} | {f['resources']['bram_36k']:,} | "
+                     f"{pc.get('lut', 0):.1f} / {pc.get('dsp', 0):.1f}"
+                     f"{'' if f['details'].get('fits_part', True) else ' **does not fit**'} | "
+                     f"{'–' if fp is None else f'{fp:.2f} µs (study: 14.5 µs measured)'} |")
+        L.append("")
+        for f in res.fpga:
+            if not f["details"].get("fits_part", True):
+                L.append(f"- {f['model']}: the configured design exceeds the part; reuse factors estimated to fit: "
+                         f"`{f['details'].get('fitting_reuse_factors')}`.")
+        L.append("\nSources: " + "; ".join(sorted({f['source'] for f in res.fpga})) + ".\n")
 
     e = res.environment
     L.append("## Environment\n")
@@ -155,8 +181,9 @@ def write_report(res: RunResults, root: Path) -> dict[str, Path]:
     plots.accuracy_vs_params(acc, plot_dir / "accuracy_vs_params.png")
     files["accuracy_vs_params"] = "plots/accuracy_vs_params.png"
     lat = [r.to_dict() for r in res.latencies]
-    if lat:
-        plots.latency_per_target(lat, plot_dir / "latency.png", batch_size=1)
+    measured = [r for r in lat if r["method"] == "measured"]
+    if measured:
+        plots.latency_per_target(measured, plot_dir / "latency.png", batch_size=1)
         files["latency"] = "plots/latency.png"
     first = {m.name: m.history for m in res.models if m.seed == res.seeds[0]}
     plots.training_curves(first, plot_dir / "training_curves.png")
@@ -167,7 +194,7 @@ def write_report(res: RunResults, root: Path) -> dict[str, Path]:
         "seeds": res.seeds, "data": res.data, "accuracy": acc,
         "models": [asdict(m) for m in res.models],
         "artifacts": [a.to_dict() for a in res.artifacts],
-        "latency": lat, "environment": res.environment, "stage_seconds": res.stage_seconds,
+        "latency": lat, "fpga": res.fpga, "environment": res.environment, "stage_seconds": res.stage_seconds,
         "plots": files,
     }
     write_json(root / "report.json", payload)

@@ -1,0 +1,25 @@
+from edgekd.config.schema import HlsExportConfig
+from edgekd.nets import create_net
+from edgekd.profile.fpga import hls_figures
+
+
+def test_study_student_estimate_is_labelled_and_checked_against_the_part():
+    m = create_net("cellsort-cnn", num_classes=2, in_channels=1, input_size=48)
+    fig, lat = hls_figures(m, "cnn", (1, 48, 48), HlsExportConfig(strategy="Latency", reuse_factor=1), 16)
+    assert fig.method == "estimated" and lat.method == "estimated" and lat.target == "fpga-hls"
+    assert fig.part == "xcku035-fbva676-2-e"
+    # io_stream: one input pixel per cycle into the first conv → at least 48×48 cycles between images
+    assert fig.ii_cycles >= 48 * 48
+    assert abs(fig.latency_us - fig.latency_cycles / fig.clock_mhz) < 1e-9
+    assert fig.first_pixel_to_decision_us is not None  # the part has a pixel bus
+    # fully parallel multipliers at RF1 exceed the KU035's 1,700 DSPs: flagged, with reuse factors that fit
+    assert fig.percent["dsp"] > 100 and fig.details["fits_part"] is False
+    rfs = fig.details["fitting_reuse_factors"]
+    assert isinstance(rfs, dict) and all(r >= 1 for r in rfs.values()) and max(rfs.values()) > 1
+
+
+def test_io_parallel_has_no_first_pixel_stream_model():
+    m = create_net("mlp", num_classes=2, in_channels=1, input_size=48, params={"hidden": 8})
+    fig, _ = hls_figures(m, "mlp", (1, 48, 48), HlsExportConfig(io_type="io_parallel"), 12)
+    assert fig.first_pixel_to_decision_us is None
+    assert fig.ii_cycles >= 1 and fig.details["fits_part"] is True
