@@ -8,13 +8,14 @@ A method registers itself with ``@register_loss``; nothing central is edited.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from edgekd.distill import functional as KF
+from edgekd.distill.hooks import TapSpec
 from edgekd.errors import ConfigError
 
 
@@ -28,8 +29,30 @@ class LossContext:
     epoch: int = 0
     num_epochs: int = 1
     index: torch.Tensor | None = None  # sample indices in the training split
-    student_features: dict[str, torch.Tensor] = field(default_factory=dict)
-    teacher_features: dict[str, torch.Tensor] = field(default_factory=dict)
+    student_features: dict[str, torch.Tensor] = field(default_factory=dict)  # by module path
+    teacher_features: dict[str, torch.Tensor] = field(default_factory=dict)  # by TapSpec.key
+    step: int = 0  # optimizer steps done before this batch
+    total_steps: int = 1
+    teachers_logits: list[torch.Tensor] | None = None  # one entry per teacher (multi-teacher)
+
+
+@dataclass
+class PrepareInfo:
+    """What a method may need once, before training starts (shapes, data, teacher).
+
+    Methods build learned modules here (so the trainer can hand their parameters to the
+    optimizer) and precompute constants (e.g. ND's class-mean directions).
+    """
+
+    num_classes: int
+    n_train: int
+    train_labels: torch.Tensor
+    epochs: int = 1
+    steps_per_epoch: int = 1
+    student_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per sample, by path
+    teacher_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per sample, by TapSpec.key
+    # N × K × ... teacher feature for every training sample and transform, by TapSpec.key
+    teacher_features: Callable[[str], torch.Tensor] | None = None
 
 
 class LossMethod(nn.Module):
@@ -49,11 +72,42 @@ class LossMethod(nn.Module):
 
     @classmethod
     def param_names(cls) -> list[str]:
+        """The parameter names this method accepts."""
         return sorted(cls.defaults)
 
     @classmethod
     def unknown_params(cls, params: dict[str, Any]) -> list[str]:
+        """Names in ``params`` this method does not accept (used by recipe validation)."""
         return sorted(set(params) - set(cls.defaults))
+
+    def param(self, name: str, kind: type = float, *, positive: bool = False, required: bool = False) -> Any:
+        """A parameter converted to ``kind``, with a clear error naming method and key."""
+        v = self.params.get(name)
+        if v is None:
+            if required:
+                raise ConfigError(f"loss '{self.name}' needs parameter '{name}'", where=f"loss.{self.name}",
+                                  fix=f"add {name}: ... (valid parameters: {self.param_names()})")
+            return None
+        try:
+            out = kind(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"parameter '{name}' of loss '{self.name}' must be {kind.__name__}, got {v!r}",
+                              where=f"loss.{self.name}.{name}") from None
+        if positive and not out > 0:
+            raise ConfigError(f"parameter '{name}' of loss '{self.name}' must be > 0, got {v!r}",
+                              where=f"loss.{self.name}.{name}")
+        return out
+
+    # What a method reads besides logits: student module paths and teacher taps.
+    def student_taps(self) -> list[str]:
+        return []
+
+    def teacher_taps(self) -> list[TapSpec]:
+        return []
+
+    def prepare(self, info: PrepareInfo) -> None:
+        """Called once by the trainer before the optimizer is built."""
+        return None
 
     def forward(self, ctx: LossContext) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -73,6 +127,7 @@ LOSSES: dict[str, type[LossMethod]] = {}
 
 
 def register_loss(name: str):
+    """Class decorator: register a :class:`LossMethod` under ``name`` (unique)."""
     def deco(cls: type[LossMethod]) -> type[LossMethod]:
         if name in LOSSES:
             raise ValueError(f"loss '{name}' registered twice")
@@ -84,6 +139,7 @@ def register_loss(name: str):
 
 
 def loss_needs_teacher(name: str) -> bool:
+    """Whether the registered method ``name`` reads teacher outputs."""
     cls = LOSSES.get(name)
     return bool(cls and cls.needs_teacher)
 
@@ -140,11 +196,21 @@ class CompositeLoss(nn.Module):
     def forward(self, ctx: LossContext) -> tuple[torch.Tensor, dict[str, float]]:
         total = ctx.student_logits.new_zeros(())
         parts = {}
-        for name, w, m in zip(self.names, self.weights, self.methods):
+        for i, (name, w, m) in enumerate(zip(self.names, self.weights, self.methods)):
             value = m(ctx)
-            parts[name] = float(value.detach())
+            parts[name if name not in parts else f"{name}[{i}]"] = float(value.detach())
             total = total + w * value
         return total, parts
+
+    def student_taps(self) -> list[str]:
+        return list(dict.fromkeys(p for m in self.methods for p in m.student_taps()))
+
+    def teacher_taps(self) -> list[TapSpec]:
+        return list(dict.fromkeys(t for m in self.methods for t in m.teacher_taps()))
+
+    def prepare(self, info: PrepareInfo) -> None:
+        for m in self.methods:
+            m.prepare(info)
 
     def on_epoch_end(self, epoch: int) -> None:
         for m in self.methods:
@@ -156,3 +222,15 @@ class CompositeLoss(nn.Module):
     def load_extra_state(self, states: list[dict[str, Any]]) -> None:
         for m, s in zip(self.methods, states):
             m.load_extra_state(s)
+
+
+def teacher_taps_for(terms) -> list[TapSpec]:
+    """Teacher features a recipe's loss terms need (for building the teacher cache).
+
+    ``terms`` are ``LossTermConfig`` objects or (method, weight, params) tuples.
+    """
+    specs: list[TapSpec] = []
+    for t in terms:
+        method, params = (t.method, t.params) if hasattr(t, "method") else (t[0], t[2])
+        specs += LOSSES[method](**params).teacher_taps()
+    return list(dict.fromkeys(specs))

@@ -3,23 +3,36 @@
 Valid because augmentation is deterministic: each training sample is seen under one of
 ``K`` known transforms (K = 1 without augmentation, 8 for the dihedral group), the
 teacher is frozen in eval mode, so its logits for (sample, transform) never change.
-The cache is keyed by a hash of the teacher's weights and of the data it was computed
-on; a stale cache is recomputed, never silently reused.
+The cache is keyed by a hash of the teacher's weights, of the data it was computed on
+and of the features it holds; a stale cache is recomputed, never silently reused.
+
+Besides logits (N × K × C) a cache can hold teacher *features* at module paths
+(:class:`~edgekd.distill.hooks.TapSpec`), e.g. the penultimate ``features`` of
+resnet-mini for ND/FitNet, or attention maps for AT. They are stored in ``feature_dtype``
+(float16 halves the memory) and their size is checked against ``max_feature_bytes``
+before anything is computed.
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import torch
 import torch.nn as nn
 
 from edgekd.data.views import N_DIHEDRAL, PairedViews, dihedral
+from edgekd.distill.hooks import TapSpec, run_with_taps
+from edgekd.errors import ConfigError
 from edgekd.runs.atomic import save_torch
+
+DEFAULT_MAX_FEATURE_BYTES = 2 * 1024**3
 
 
 def state_fingerprint(model: nn.Module) -> str:
+    """Short hash of a model's weights and buffers."""
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
@@ -28,31 +41,69 @@ def state_fingerprint(model: nn.Module) -> str:
 
 
 def data_fingerprint(x: torch.Tensor) -> str:
+    """Short hash of a tensor's shape and a strided sample of its values."""
     h = hashlib.sha256()
     h.update(str(tuple(x.shape)).encode())
     h.update(x[:: max(1, len(x) // 64)].contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
+def taps_fingerprint(taps: Iterable[TapSpec], dtype: torch.dtype) -> str:
+    """Short hash of the cached feature keys and their storage dtype."""
+    keys = sorted(t.key for t in taps)
+    return hashlib.sha256(("|".join(keys) + str(dtype)).encode()).hexdigest()[:8]
+
+
 @dataclass
 class TeacherCache:
+    """Teacher logits (N × K × C) and optional features (N × K × ...) by sample × transform."""
+
     logits: torch.Tensor  # N × K × C
     key: str
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def transforms(self) -> int:
         return int(self.logits.shape[1])
 
+    def _k(self, transforms: torch.Tensor) -> torch.Tensor:
+        return transforms if self.transforms > 1 else torch.zeros_like(transforms)
+
     def lookup(self, index: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
-        k = transforms if self.transforms > 1 else torch.zeros_like(transforms)
-        return self.logits[index, k]
+        return self.logits[index, self._k(transforms)]
+
+    def lookup_features(self, keys: Iterable[str], index: torch.Tensor,
+                        transforms: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features for a batch, as float32 (whatever the storage dtype)."""
+        k = self._k(transforms)
+        out = {}
+        for key in keys:
+            if key not in self.features:
+                raise ConfigError(f"the teacher cache holds no feature '{key}' (it has {sorted(self.features)})",
+                                  where="teacher cache",
+                                  fix="build the cache with taps=loss.teacher_taps() "
+                                      "(build_teacher_cache(..., taps=...))")
+            out[key] = self.features[key][index, k].float()
+        return out
+
+
+def feature_bytes(shapes: dict[str, tuple[int, ...]], n: int, transforms: int, dtype: torch.dtype) -> int:
+    """Bytes a cache of these per-sample feature shapes takes."""
+    per = sum(math.prod(s) for s in shapes.values())
+    return per * n * transforms * torch.empty((), dtype=dtype).element_size()
 
 
 @torch.no_grad()
-def compute_teacher_logits(teacher: nn.Module, x: torch.Tensor, transforms: int,
-                           batch_size: int = 512, progress: bool = False) -> torch.Tensor:
+def compute_teacher_outputs(teacher: nn.Module, x: torch.Tensor, transforms: int, taps: Iterable[TapSpec] = (),
+                            *, batch_size: int = 512, progress: bool = False,
+                            feature_dtype: torch.dtype = torch.float32,
+                            max_feature_bytes: int = DEFAULT_MAX_FEATURE_BYTES
+                            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Logits N × K × C and {tap key: N × K × ...} for every sample under every transform."""
+    taps = list(taps)
     teacher.eval()
-    out = []
+    feats: dict[str, torch.Tensor] = {}
+    logits_out: torch.Tensor | None = None
     chunks = range(0, len(x), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -60,20 +111,67 @@ def compute_teacher_logits(teacher: nn.Module, x: torch.Tensor, transforms: int,
         chunks = tqdm(chunks, desc="teacher cache", unit="batch", leave=False)
     for s in chunks:
         xb = x[s : s + batch_size]
-        out.append(torch.stack([teacher(dihedral(xb, k)) for k in range(transforms)], dim=1))
-    return torch.cat(out)
+        for k in range(transforms):
+            z, f = run_with_taps(teacher, dihedral(xb, k), taps)
+            if logits_out is None:
+                logits_out = z.new_empty((len(x), transforms, z.shape[1]))
+                shapes = {key: tuple(v.shape[1:]) for key, v in f.items()}
+                need = feature_bytes(shapes, len(x), transforms, feature_dtype)
+                if need > max_feature_bytes:
+                    raise ConfigError(
+                        f"caching teacher features {shapes} for {len(x)} samples × {transforms} views needs "
+                        f"{need / 1024**3:.2f} GiB (limit {max_feature_bytes / 1024**3:.2f} GiB)",
+                        where="teacher cache",
+                        fix="tap a later (smaller) layer, use reduce='attention' for AT, store float16, "
+                            "or use a live teacher")
+                feats = {key: torch.empty((len(x), transforms, *shp), dtype=feature_dtype)
+                         for key, shp in shapes.items()}
+            logits_out[s : s + len(xb), k] = z
+            for key, v in f.items():
+                feats[key][s : s + len(xb), k] = v.to(feature_dtype)
+    if logits_out is None:
+        logits_out = torch.empty(0)
+    return logits_out, feats
+
+
+def compute_teacher_logits(teacher: nn.Module, x: torch.Tensor, transforms: int,
+                           batch_size: int = 512, progress: bool = False) -> torch.Tensor:
+    """Logits N × K × C of ``teacher`` for every sample under every transform."""
+    return compute_teacher_outputs(teacher, x, transforms, batch_size=batch_size, progress=progress)[0]
+
+
+def transforms_for(augment: str) -> int:
+    """Number of cached views per sample for an augmentation mode."""
+    return N_DIHEDRAL if augment == "dihedral" else 1
 
 
 def build_teacher_cache(teacher: nn.Module, views: PairedViews, augment: str, *,
-                        path: Path | None = None, progress: bool = False) -> TeacherCache:
-    """Load the cache at ``path`` if its key matches, else compute and save it."""
-    transforms = N_DIHEDRAL if augment == "dihedral" else 1
-    key = f"{state_fingerprint(teacher)}-{data_fingerprint(views.teacher)}-{transforms}"
+                        path: Path | None = None, progress: bool = False,
+                        taps: Iterable[TapSpec] = (), feature_dtype: torch.dtype = torch.float32,
+                        max_feature_bytes: int = DEFAULT_MAX_FEATURE_BYTES,
+                        inputs: torch.Tensor | None = None) -> TeacherCache:
+    """Load the cache at ``path`` if its key matches, else compute and save it.
+
+    ``taps`` adds teacher features (see :class:`TapSpec`); ``inputs`` replaces
+    ``views.teacher`` (a teacher at another resolution, sample-aligned with ``views``).
+    """
+    taps = list(dict.fromkeys(taps))
+    x = views.teacher if inputs is None else inputs
+    if len(x) != len(views):
+        raise ValueError(f"teacher inputs have {len(x)} samples, the split has {len(views)}")
+    transforms = transforms_for(augment)
+    key = f"{state_fingerprint(teacher)}-{data_fingerprint(x)}-{transforms}"
+    if taps:  # logits-only caches keep their old key
+        key += f"-{taps_fingerprint(taps, feature_dtype)}"
     if path is not None and path.is_file():
         blob = torch.load(path, weights_only=True)
         if blob.get("key") == key:
-            return TeacherCache(blob["logits"], key)
-    logits = compute_teacher_logits(teacher, views.teacher, transforms, progress=progress)
+            return TeacherCache(blob["logits"], key, dict(blob.get("features", {})))
+    logits, feats = compute_teacher_outputs(teacher, x, transforms, taps, progress=progress,
+                                            feature_dtype=feature_dtype, max_feature_bytes=max_feature_bytes)
     if path is not None:
-        save_torch(path, {"key": key, "logits": logits})
-    return TeacherCache(logits, key)
+        blob = {"key": key, "logits": logits}
+        if feats:
+            blob["features"] = feats
+        save_torch(path, blob)
+    return TeacherCache(logits, key, feats)

@@ -18,8 +18,9 @@ import torch.nn as nn
 
 from edgekd.config.schema import TrainConfig
 from edgekd.data.views import Batch, PairedViews, iterate_batches
-from edgekd.distill.losses import CompositeLoss, LossContext
-from edgekd.distill.teacher_cache import TeacherCache
+from edgekd.distill.hooks import FeatureTaps
+from edgekd.distill.losses import CompositeLoss, LossContext, PrepareInfo
+from edgekd.distill.signals import MultiTeacherSignal, TeacherSignal
 from edgekd.errors import EdgekdError, TrainingError
 from edgekd.runs.atomic import save_torch
 
@@ -35,24 +36,9 @@ class TrainResult:
         return self.history[-1]["val_acc"] if self.history else float("nan")
 
 
-@dataclass
-class TeacherSignal:
-    """Where a student's teacher logits come from: the cache, or a live forward pass."""
-
-    cache: TeacherCache | None = None
-    model: nn.Module | None = None
-
-    def logits(self, batch: Batch) -> torch.Tensor:
-        if self.cache is not None:
-            return self.cache.lookup(batch.index, batch.transforms)
-        if self.model is None or batch.teacher is None:
-            raise RuntimeError("no teacher signal available")
-        with torch.no_grad():
-            return self.model(batch.teacher)
-
-
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Logits for ``x`` in eval mode, in chunks; restores the model's train/eval mode."""
     was_training = model.training
     model.eval()
     out = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else torch.empty(0)
@@ -61,16 +47,21 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> 
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy (NaN for an empty split)."""
     return float((logits.argmax(1) == labels).float().mean()) if len(labels) else float("nan")
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
+def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int,
+                   extra_params: list[nn.Parameter] | None = None):
+    """Optimizer and per-step LR schedule; ``extra_params`` (learned loss modules) train too."""
     o = cfg.optim
+    params = list(model.parameters())
+    seen = {id(p) for p in params}
+    params += [p for p in (extra_params or []) if p.requires_grad and id(p) not in seen]
     if o.name == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                              nesterov=True)
+        opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=True)
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
     total = max(1, cfg.epochs * steps_per_epoch)
     warm = o.warmup_epochs * steps_per_epoch
 
@@ -103,22 +94,87 @@ def load_checkpoint(path: Path, expect: dict[str, Any]) -> dict[str, Any]:
     return blob
 
 
+def _probe_batch(views: PairedViews, with_teacher: bool) -> Batch:
+    """The first two training samples, untransformed: only used to read feature shapes."""
+    n = min(2, len(views))
+    idx = torch.arange(n)
+    return Batch(idx, views.teacher[:n] if with_teacher else None, views.student[:n], views.labels[:n],
+                 torch.zeros(n, dtype=torch.long))
+
+
+@torch.no_grad()
+def _probe(model: nn.Module, taps: FeatureTaps | None, x: torch.Tensor) -> tuple[int, dict[str, tuple[int, ...]]]:
+    """(number of outputs, per-sample shape of each tapped student feature)."""
+    was_training = model.training
+    model.eval()  # eval: a shape probe must not update BatchNorm statistics
+    try:
+        out = model(x)
+    finally:
+        model.train(was_training)
+    shapes = {k: tuple(v.shape[1:]) for k, v in taps.pop().items()} if taps is not None else {}
+    return int(out.shape[1]), shapes
+
+
 def train(model: nn.Module, train_views: PairedViews, val_views: PairedViews, cfg: TrainConfig,
           loss_fn: CompositeLoss, *, seed: int, view: str = "student",
-          teacher: TeacherSignal | None = None, checkpoint: Path | None = None,
+          teacher: TeacherSignal | MultiTeacherSignal | None = None, checkpoint: Path | None = None,
           meta: dict[str, Any] | None = None, desc: str = "train", progress: bool = True,
           on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
-    """Train ``model`` in place; resume from ``checkpoint`` if one exists."""
+    """Train ``model`` in place; resume from ``checkpoint`` if one exists.
+
+    Loss methods that read features declare module paths (:meth:`LossMethod.student_taps`,
+    :meth:`LossMethod.teacher_taps`); they are captured with forward hooks on the
+    unwrapped model. Learned loss modules (regressors, projectors) are built by
+    :meth:`CompositeLoss.prepare` before the optimizer, which trains them with the model,
+    and are saved in the checkpoint with the loss methods' adaptive state.
+    """
     meta = dict(meta or {})
-    if loss_fn.needs_teacher and teacher is None:
+    s_paths = loss_fn.student_taps()
+    t_specs = loss_fn.teacher_taps()
+    if (loss_fn.needs_teacher or t_specs) and teacher is None:
         raise RuntimeError(f"{desc}: loss needs a teacher but none was given")
     steps = math.ceil(len(train_views) / cfg.batch_size)
-    opt, sched = make_optimizer(model, cfg, steps)
+    total_steps = steps * cfg.epochs
+    need_live_teacher = teacher is not None and teacher.live and (loss_fn.needs_teacher or bool(t_specs))
+    with_teacher_view = view == "teacher" or need_live_teacher
+    taps = FeatureTaps(model, s_paths, where=f"{desc}: student feature path") if s_paths else None
+    try:
+        probe = _probe_batch(train_views, with_teacher_view)
+        x_probe = probe.teacher if view == "teacher" else probe.student
+        n_out, s_shapes = _probe(model, taps, x_probe)
+        spec_by_key = {sp.key: sp for sp in t_specs}
+        info = PrepareInfo(
+            num_classes=n_out, n_train=len(train_views), train_labels=train_views.labels, epochs=cfg.epochs,
+            steps_per_epoch=steps, student_shapes=s_shapes,
+            teacher_shapes=teacher.feature_shapes(t_specs, probe) if t_specs else {},
+            teacher_features=(lambda key: teacher.all_features(spec_by_key[key], train_views, cfg.augment))
+            if t_specs else None,
+        )
+        # learned loss modules get an initialisation that depends on the seed only, and
+        # building them must not shift the global RNG stream the rest of training uses
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            loss_fn.prepare(info)
+        return _train_loop(model, train_views, val_views, cfg, loss_fn, seed=seed, view=view, teacher=teacher,
+                           checkpoint=checkpoint, meta=meta, desc=desc, progress=progress, on_epoch=on_epoch,
+                           steps=steps, total_steps=total_steps, taps=taps, t_specs=t_specs,
+                           with_teacher_view=with_teacher_view)
+    finally:
+        if taps is not None:
+            taps.close()
+
+
+def _train_loop(model, train_views, val_views, cfg, loss_fn, *, seed, view, teacher, checkpoint, meta, desc,
+                progress, on_epoch, steps, total_steps, taps, t_specs, with_teacher_view) -> TrainResult:
+    opt, sched = make_optimizer(model, cfg, steps, list(loss_fn.parameters()))
+    loss_fn.train()
     result = TrainResult()
     start_epoch = 0
     if checkpoint is not None and checkpoint.is_file():
         blob = load_checkpoint(checkpoint, meta)
         model.load_state_dict(blob["model"])
+        if blob.get("loss_module"):
+            loss_fn.load_state_dict(blob["loss_module"])
         opt.load_state_dict(blob["optimizer"])
         sched.load_state_dict(blob["scheduler"])
         torch.set_rng_state(blob["rng"])
@@ -127,7 +183,8 @@ def train(model: nn.Module, train_views: PairedViews, val_views: PairedViews, cf
         start_epoch = int(blob["epoch"])
         result.resumed_from_epoch = start_epoch if start_epoch < cfg.epochs else None
     x_val = val_views.teacher if view == "teacher" else val_views.student
-    need_live_teacher = teacher is not None and teacher.cache is None and loss_fn.needs_teacher
+    uses_teacher = teacher is not None and (loss_fn.needs_teacher or bool(t_specs))
+    multi = isinstance(teacher, MultiTeacherSignal)
     t_start = time.perf_counter()
     bar = None
     if progress and start_epoch < cfg.epochs:
@@ -140,18 +197,23 @@ def train(model: nn.Module, train_views: PairedViews, val_views: PairedViews, cf
         tot_loss = tot_correct = tot_n = 0.0
         for b, batch in enumerate(iterate_batches(train_views, cfg.batch_size, seed=seed, epoch=epoch,
                                                   shuffle=True, augment=cfg.augment,
-                                                  with_teacher=view == "teacher" or need_live_teacher)):
+                                                  with_teacher=with_teacher_view)):
             x = batch.teacher if view == "teacher" else batch.student
             logits = model(x)
+            t_logits, t_feats, t_all = None, {}, None
+            if uses_teacher:
+                t_logits, t_feats = teacher.outputs(batch, t_specs)
+                t_all = teacher.all_logits(batch) if multi else None
             ctx = LossContext(
-                student_logits=logits, targets=batch.labels,
-                teacher_logits=teacher.logits(batch) if loss_fn.needs_teacher else None,
+                student_logits=logits, targets=batch.labels, teacher_logits=t_logits,
                 epoch=epoch, num_epochs=cfg.epochs, index=batch.index,
+                student_features=taps.pop() if taps is not None else {}, teacher_features=t_feats,
+                step=epoch * steps + b, total_steps=total_steps, teachers_logits=t_all,
             )
             loss, _ = loss_fn(ctx)
             if not torch.isfinite(loss):
                 raise TrainingError(
-                    f"loss became {float(loss)} at epoch {epoch + 1}, batch {b + 1}",
+                    f"loss became {float(loss.detach())} at epoch {epoch + 1}, batch {b + 1}",
                     where=desc,
                     fix="lower the learning rate, check the data for NaN/Inf, or check the loss weights",
                 )
@@ -163,17 +225,21 @@ def train(model: nn.Module, train_views: PairedViews, val_views: PairedViews, cf
             tot_loss += float(loss.detach()) * n
             tot_correct += float((logits.detach().argmax(1) == batch.labels).sum())
             tot_n += n
+        train_seconds = time.perf_counter() - t0  # optimisation only, before validation
         loss_fn.on_epoch_end(epoch)
         val_acc = accuracy(predict_logits(model, x_val), val_views.labels)
+        if taps is not None:
+            taps.pop()  # drop the validation pass's captures
         row = {"epoch": epoch + 1, "loss": tot_loss / tot_n, "train_acc": tot_correct / tot_n,
-               "val_acc": val_acc, "seconds": time.perf_counter() - t0, "lr": sched.get_last_lr()[0]}
+               "val_acc": val_acc, "seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
+               "lr": sched.get_last_lr()[0]}
         result.history.append(row)
         if checkpoint is not None:
             save_torch(checkpoint, {
                 "meta": meta, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch + 1,
                 "history": result.history, "loss_state": loss_fn.extra_state(),
-                "done": epoch + 1 == cfg.epochs,
+                "loss_module": loss_fn.state_dict(), "done": epoch + 1 == cfg.epochs,
             })
         if bar is not None:
             bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{val_acc:.3f}")
@@ -188,5 +254,6 @@ def train(model: nn.Module, train_views: PairedViews, val_views: PairedViews, cf
 
 
 def seed_everything(seed: int) -> None:
+    """Seed torch and NumPy's global generators."""
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
