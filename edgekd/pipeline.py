@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -154,8 +155,12 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
         if needs_teacher:
             t = time.perf_counter()
             for aug in sorted({s.train.augment for s in recipe.students if s.uses_teacher}):
+                from edgekd.distill.losses import teacher_taps_for
+
+                terms = [t for s in recipe.students if s.uses_teacher and s.train.augment == aug for t in s.loss]
                 cache = build_teacher_cache(teacher, views["train"], aug,
-                                            path=run.cache / f"teacher-seed{seed}-{aug}.pt", progress=progress)
+                                            path=run.cache / f"teacher-seed{seed}-{aug}.pt", progress=progress,
+                                            taps=teacher_taps_for(terms), feature_dtype=torch.float16)
                 signals[aug] = TeacherSignal(cache=cache)
                 log(f"[cache] teacher logits for {len(views['train'])} samples × {cache.transforms} views")
             stage_s["teacher_cache"] = stage_s.get("teacher_cache", 0.0) + time.perf_counter() - t
@@ -195,17 +200,27 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
         from edgekd.export import hls
 
         for name in exported[1:]:
+            model = trained[(name, seed0)]
             x_check = views["test"].student[:n_check]
-            art = hls.export_and_check(trained[(name, seed0)], name, views["val"].student[:1000], x_check,
-                                       run.artifact_dir(name), recipe.export.hls,
-                                       inputs_desc=desc.format(n=len(x_check)), log=log)
+            quantized = _is_quantized(model)
+            if quantized:
+                from edgekd.export import qonnx_hls
+
+                art = qonnx_hls.export_qat_and_check(model, name, x_check, run.artifact_dir(name),
+                                                     recipe.export.hls, mean=d.normalize.mean, std=d.normalize.std,
+                                                     inputs_desc=desc.format(n=len(x_check)), log=log)
+            else:
+                art = hls.export_and_check(model, name, views["val"].student[:1000], x_check,
+                                           run.artifact_dir(name), recipe.export.hls,
+                                           inputs_desc=desc.format(n=len(x_check)), log=log)
             artifacts.append(art)
             log(f"[export] {name} → hls4ml: {art.fidelity.summary() if art.fidelity else art.error}")
             if art.fidelity is not None:
                 from edgekd.profile.fpga import hls_figures
 
-                fig, lat = hls_figures(trained[(name, seed0)], name, tuple(x_check.shape[1:]), recipe.export.hls,
-                                       int(art.metadata.get("total_width", recipe.export.hls.width)), art.path)
+                bits = _max_bits(model) if quantized else int(art.metadata.get("total_width", recipe.export.hls.width))
+                fig, lat = hls_figures(_float_twin(model, recipe, name, n_cls, in_ch, d.student_size), name,
+                                       tuple(x_check.shape[1:]), recipe.export.hls, bits, art.path)
                 fpga.append(fig)
                 fpga_latencies.append(lat)
                 fp = (f", first pixel → decision {fig.first_pixel_to_decision_us:.2f} µs"
@@ -216,6 +231,19 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
                     log(f"[fpga] {name}: WARNING the design exceeds {fig.part} "
                         f"({', '.join(f'{k} {v:.0f} %' for k, v in fig.percent.items() if v > 100)}); "
                         f"reuse factors that fit: {fig.details.get('fitting_reuse_factors')}")
+    if recipe.export.rtl.enabled:
+        for name in exported[1:]:
+            model = trained[(name, seed0)]
+            if not _is_quantized(model):
+                continue
+            art, lat, fig = _export_rtl(model, name, views["test"].student[: recipe.export.rtl.n_check],
+                                        run.artifact_dir(name) / "rtl", recipe, desc, log)
+            if art is not None:
+                artifacts.append(art)
+            if lat is not None:
+                fpga_latencies.append(lat)
+            if fig is not None:
+                fpga.append(fig)
     trt_latencies: list[LatencyResult] = []
     if recipe.export.tensorrt.enabled:
         from edgekd.export import tensorrt
@@ -226,6 +254,11 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
                                      workspace_mib=tcfg.workspace_mib, targets=tuple(tcfg.targets),
                                      n_golden=tcfg.n_golden)
         for name in exported[1:]:
+            if _is_quantized(trained[(name, seed0)]):
+                # power-of-two UINT8 QAT activations are not TensorRT's signed INT8 Q/DQ pattern
+                log(f"[export] {name} → TensorRT bundle skipped: QAT students use power-of-two unsigned "
+                    "activations; bundles are built from float students (their INT8 twin is calibrated)")
+                continue
             bundle = tensorrt.export_bundle(
                 trained[(name, seed0)], name, x_calib=views["train"].student[:512],
                 x_check=views["test"].student[:n_check], out_dir=run.artifact_dir(name) / "tensorrt",
@@ -291,6 +324,86 @@ def _train_student(s: StudentConfig, seed: int, views, n_cls: int, in_ch: int, s
                 checkpoint=run.checkpoint(s.name, seed), meta=meta, desc=f"{s.name} seed {seed}",
                 progress=progress)
     return student, res
+
+
+def _is_quantized(model: nn.Module) -> bool:
+    return type(model).__name__ == "QuantStudent"
+
+
+def _max_bits(model: nn.Module) -> int:
+    bits = getattr(model, "bits", {}) or {}
+    vals = [max(getattr(b, "weight", 0) or 0, getattr(b, "act", 0) or 0) for b in bits.values()]
+    return int(max(vals)) if vals else 8
+
+
+def _float_twin(model: nn.Module, recipe: Recipe, name: str, n_cls: int, in_ch: int, size: int) -> nn.Module:
+    """The float architecture with the same layer shapes (the estimator needs shapes only)."""
+    if not _is_quantized(model):
+        return model
+    s = next(s for s in recipe.students if s.name == name)
+    base = s.arch.removesuffix("-q")
+    keep = {k: v for k, v in s.params.items() if k in ("channels", "kernel", "hidden", "pool")}
+    return create_net(base, num_classes=n_cls, in_channels=in_ch, input_size=size, params=keep)
+
+
+def _export_rtl(model: nn.Module, name: str, x: torch.Tensor, out_dir: Path, recipe: Recipe, desc: str, log):
+    """The ``fpga-rtl`` target for one quantized student: (artifact, latency, figures) or a refusal."""
+    from edgekd.export import intref
+    from edgekd.export.rtl import DesignTooLarge, export_rtl
+    from edgekd.export.rtl_intnet import from_intref
+    from edgekd.hwtargets import load_fpga
+    from edgekd.nets.quant import firmware_part, float_preprocess
+    from edgekd.profile.fpga import FpgaFigures
+
+    cfg = recipe.export.rtl
+    target = load_fpga(cfg.target)
+    pre = float_preprocess(model)
+    with torch.no_grad():
+        x_fw = pre(x) if pre is not None else x
+    im = intref.extract(firmware_part(model).eval())
+    net = from_intref(im, tuple(x_fw.shape[1:]), name)
+    codes = im.quantize_input(x_fw)
+    try:
+        art, lat = export_rtl(net, codes, out_dir, target, model_name=name, inputs_desc=desc.format(n=len(x)),
+                              latency_cutoff=cfg.latency_cutoff)
+    except DesignTooLarge as exc:
+        log(f"[fpga-rtl] {name}: refused: {exc.what}")
+        est = exc.estimate
+        fig = FpgaFigures(model=name, target="fpga-rtl", part=target.part, method="estimated",
+                          design="da4ml RTL (fully parallel) — refused, does not fit", latency_cycles=0,
+                          latency_us=float("nan"), ii_cycles=0, clock_mhz=target.clock_mhz,
+                          resources={"lut": int(est.lut), "ff": 0, "dsp": 0, "bram_36k": 0},
+                          percent={"lut": 100.0 * est.lut / est.part_lut}, first_pixel_to_decision_us=None,
+                          source=f"da4ml size estimate: {est.summary()}", details={"fits_part": False, "refused": True})
+        return None, None, fig
+    log(f"[fpga-rtl] {name}: {art.fidelity.summary()}; {lat.details.get('latency_cycles')} cycles = "
+        f"{lat.p50_us * 1000:.0f} ns (simulated)")
+    resources = {"lut": int(lat.details.get("lut_estimate_da4ml") or 0),
+                 "ff": int(lat.details.get("ff_estimate_da4ml") or 0), "dsp": 0, "bram_36k": 0}
+    source = "simulated: Verilator emulation of da4ml Verilog; resources: da4ml estimate"
+    if cfg.yosys:
+        from edgekd.profile.yosys import synth_rtl_design
+
+        ys = synth_rtl_design(art.path, target)
+        resources = {"lut": ys.lut, "ff": ys.ff, "dsp": ys.dsp, "bram_36k": int(round(ys.bram_36k))}
+        source = "simulated: Verilator emulation of da4ml Verilog; resources: Yosys synth"
+    budget = target.resources
+    percent = {"lut": 100.0 * resources["lut"] / budget.lut, "ff": 100.0 * resources["ff"] / budget.ff,
+               "dsp": 100.0 * resources["dsp"] / budget.dsp if budget.dsp else 0.0}
+    fp = None
+    if target.pixel_bus is not None:
+        from edgekd.profile.first_pixel import parallel_first_pixel
+
+        fp = parallel_first_pixel(int(np.prod(x.shape[1:])), int(lat.details.get("latency_cycles", 0)), target,
+                                  model=name).first_pixel_to_decision_us
+    fig = FpgaFigures(model=name, target="fpga-rtl", part=target.part, method="simulated",
+                      design=f"da4ml RTL (fully parallel, {cfg.latency_cutoff:g} ns/stage)",
+                      latency_cycles=int(lat.details.get("latency_cycles", 0)), latency_us=lat.p50_us,
+                      ii_cycles=int(lat.details.get("ii_cycles", 1)), clock_mhz=target.clock_mhz,
+                      resources=resources, percent=percent, first_pixel_to_decision_us=fp, source=source,
+                      details={"fits_part": all(v <= 100 for v in percent.values()),
+                               "exact_match_rate": art.fidelity.exact_match_rate if art.fidelity else None})
+    return art, lat, fig
 
 
 def _profile_cuda(model: nn.Module, name: str, x: torch.Tensor, p, onnx_path, log) -> list[LatencyResult]:

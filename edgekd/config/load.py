@@ -8,7 +8,7 @@ import yaml
 from pydantic import ValidationError
 
 from edgekd.config.schema import Recipe
-from edgekd.errors import ConfigError
+from edgekd.errors import ConfigError, EdgekdError
 
 BUILTIN_RECIPES = Path(__file__).resolve().parents[2] / "models"
 
@@ -149,6 +149,13 @@ def _check_registries(recipe: Recipe, source: str) -> None:
                     f"  students[{i}].loss[{j}].{term.method}: unknown parameter(s) {bad}; "
                     f"valid: {LOSSES[term.method].param_names()}"
                 )
+                continue
+            try:  # bad values (a missing hook path, an unknown mode) fail now, not mid-run
+                LOSSES[term.method](**term.params)
+            except EdgekdError as exc:
+                problems.append(f"  students[{i}].loss[{j}].{term.method}: {exc.what}")
+            except (TypeError, ValueError) as exc:
+                problems.append(f"  students[{i}].loss[{j}].{term.method}: {exc}")
     if problems:
         raise ConfigError(
             "recipe is invalid:\n" + "\n".join(problems),

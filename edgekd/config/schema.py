@@ -180,10 +180,21 @@ class TensorRTExportConfig(Strict):
         "auto", description="build engines here when TensorRT and a GPU are present (auto)")
 
 
+class RtlExportConfig(Strict):
+    """da4ml Verilog + Verilator emulation for quantized students (``*-q`` architectures)."""
+
+    enabled: bool = True
+    target: str = Field("xcku035-fbva676-2-e", description="an FPGA file in hw/fpga/")
+    latency_cutoff: float = Field(5.0, gt=0.0, description="da4ml pipelining: ns of logic per register stage")
+    n_check: int = Field(1000, gt=0, description="test inputs the emulator must match exactly")
+    yosys: bool = Field(False, description="also count LUT/FF/DSP with Yosys (minutes for large designs)")
+
+
 class ExportConfig(Strict):
     onnx: OnnxExportConfig = OnnxExportConfig()
     hls: HlsExportConfig = HlsExportConfig()
     tensorrt: TensorRTExportConfig = TensorRTExportConfig()
+    rtl: RtlExportConfig = RtlExportConfig()
 
 
 class ProfileConfig(Strict):
