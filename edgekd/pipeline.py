@@ -3,6 +3,8 @@ fidelity → profile → report. Each stage consumes the typed results of the pr
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import sys
@@ -92,7 +94,22 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
     """Run every stage of ``recipe`` into the run directory ``out``; returns the results.
 
     Raises :class:`FidelityError` (after writing the report) when an artifact fails its check.
+    hls4ml, qonnx and da4ml print their own progress on stdout: it goes to ``tools.log`` in
+    the run directory, not to the console (edgekd's own log goes to stderr and ``run.log``).
     """
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            return _run_stages(recipe, out, quick=quick, resume=resume, overwrite=overwrite, progress=progress,
+                               threads=threads, log=log)
+    finally:
+        if buf.getvalue() and Path(out).is_dir():
+            with open(Path(out) / "tools.log", "a", encoding="utf-8") as fh:
+                fh.write(buf.getvalue())
+
+
+def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwrite: bool, progress: bool,
+                threads: int | None, log: Callable[[str], None] | None) -> RunResults:
     if quick:
         recipe = apply_quick(recipe)
     dump = recipe.model_dump(mode="json")
@@ -291,7 +308,7 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
                                              warmup=warm, threads=p.threads))
         if "cuda" in p.targets:
             latencies += _profile_cuda(model, name, x, p, onnx_paths.get(name), log)
-        best = [r for r in latencies if r.model == name and r.batch_size == 1]
+        best = [r for r in latencies if r.model == name and r.batch_size == 1 and r.method == "measured"]
         log(f"[profile] {name}: " + ", ".join(f"{r.target} p50 {r.p50_us:,.1f} µs / p99 {r.p99_us:,.1f} µs"
                                                for r in best))
     stage_s["profile"] = time.perf_counter() - t
@@ -371,7 +388,7 @@ def _export_rtl(model: nn.Module, name: str, x: torch.Tensor, out_dir: Path, rec
         est = exc.estimate
         fig = FpgaFigures(model=name, target="fpga-rtl", part=target.part, method="estimated",
                           design="da4ml RTL (fully parallel) — refused, does not fit", latency_cycles=0,
-                          latency_us=float("nan"), ii_cycles=0, clock_mhz=target.clock_mhz,
+                          latency_us=0.0, ii_cycles=0, clock_mhz=target.clock_mhz,
                           resources={"lut": int(est.lut), "ff": 0, "dsp": 0, "bram_36k": 0},
                           percent={"lut": 100.0 * est.lut / est.part_lut}, first_pixel_to_decision_us=None,
                           source=f"da4ml size estimate: {est.summary()}", details={"fits_part": False, "refused": True})

@@ -74,7 +74,13 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
         from edgekd.profile.first_pixel import fastest_fitting_reuse
 
         try:
-            details["fitting_reuse_factors"] = fastest_fitting_reuse(layers, hcfg, target)
+            rfs = fastest_fitting_reuse(layers, hcfg, target)
+            trial = fe.estimate_hls(layers, fe.HlsConfig(**{**hcfg.__dict__, "layer_reuse": rfs}), target)
+            if all(v <= 100.0 for v in trial.percent().values()):
+                details["fitting_reuse_factors"] = rfs
+            else:  # the search only trades DSPs; LUT-bound designs need fewer bits or a smaller student
+                details["fitting_reuse_factors"] = ("none found by reuse alone (LUT-bound: "
+                                                    f"{trial.percent().get('lut', 0):.0f} % LUT at {rfs})")
         except ConfigError as exc:
             details["fitting_reuse_factors"] = f"none found: {exc.what}"
     fig = FpgaFigures(

@@ -150,8 +150,10 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
             a = acc_by.get(f["model"])
             pc = f["percent"]
             fp = f["first_pixel_to_decision_us"]
+            lat_s = ("refused (does not fit)" if f["details"].get("refused")
+                     else f"{f['latency_cycles']:,} cycles = {f['latency_us']:.3g} µs")
             L.append(f"| {f['model']} | {_pct(a['acc_mean']) if a else '–'} | {f['target']} ({f['part']}) | "
-                     f"{f['method']} | {f['design']} | {f['latency_cycles']:,} cycles = {f['latency_us']:.2f} µs | "
+                     f"{f['method']} | {f['design']} | {lat_s} | "
                      f"{f['ii_cycles']:,} | {f['resources']['lut']:,} | {f['resources']['ff']:,} | "
                      f"{f['resources']['dsp']:,} | {f['resources']['bram_36k']:,} | "
                      f"{pc.get('lut', 0):.1f} / {pc.get('dsp', 0):.1f}"
@@ -159,7 +161,9 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
                      f"{'–' if fp is None else f'{fp:.2f} µs (study: 14.5 µs measured)'} |")
         L.append("")
         for f in res.fpga:
-            if not f["details"].get("fits_part", True):
+            if f["details"].get("refused"):
+                L.append(f"- {f['model']} ({f['target']}): refused — {f['source']}.")
+            elif not f["details"].get("fits_part", True):
                 L.append(f"- {f['model']}: the configured design exceeds the part; reuse factors estimated to fit: "
                          f"`{f['details'].get('fitting_reuse_factors')}`.")
         L.append("\nSources: " + "; ".join(sorted({f['source'] for f in res.fpga})) + ".\n")

@@ -79,7 +79,7 @@ def write_manifest(run: RunDir, *, recipe: dict[str, Any], seeds: list[int], qui
     files = {}
     for p in sorted(run.root.rglob("*")):
         # run.log keeps growing after the manifest is written: it is not an artifact.
-        if p.is_file() and p.name not in ("manifest.json", "run.log") and not p.name.startswith("."):
+        if p.is_file() and p.name not in ("manifest.json", "run.log", "tools.log") and not p.name.startswith("."):
             files[str(p.relative_to(run.root))] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
     manifest = {
         "edgekd_run": run.root.name,
