@@ -237,3 +237,246 @@ def export_and_check(model: nn.Module, name: str, x_calib: torch.Tensor, x_check
     art = Artifact(name, "fpga-hls", f"hls4ml-{cfg.backend.lower()}", final, fid, metadata=meta)
     write_json(out_dir / f"{name}-hls.fidelity.json", art.to_dict())
     return art
+
+
+# ---------------------------------------------------------------------------------------
+# Per-layer precision search (float students): fewest fractional bits per layer that keep
+# the argmax agreement with PyTorch at or above the target.
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class _Knob:
+    """One searchable fixed-point type: integer bits fixed by the observed range, fraction searched."""
+
+    module: str  # module path, or "__input__"
+    what: str  # "result" | "weight"
+    int_bits: int
+    frac: int
+
+    @property
+    def type(self) -> str:
+        return f"fixed<{self.int_bits + self.frac},{self.int_bits},RND,SAT>"
+
+
+def _fake_fixed(v: torch.Tensor, int_bits: int, frac: int) -> torch.Tensor:
+    """Emulate ``ap_fixed<I+F, I, AP_RND, AP_SAT>``: round half up to 2^-F, saturate."""
+    step = 2.0 ** -frac
+    lo, hi = -(2.0 ** (int_bits - 1)), 2.0 ** (int_bits - 1) - step
+    return (torch.floor(v / step + 0.5) * step).clamp(lo, hi)
+
+
+def _knobs(model: nn.Module, ranges: dict[str, float], start_frac: int) -> list[_Knob]:
+    knobs = [_Knob("__input__", "result", int_bits(ranges["__input__"]), start_frac)]
+    for path, mod in model.named_modules():
+        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            knobs.append(_Knob(path, "weight", int_bits(float(mod.weight.detach().abs().max())), start_frac))
+            knobs.append(_Knob(path, "result", int_bits(ranges.get(path, 1.0)), start_frac))
+        elif isinstance(mod, (nn.ReLU, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d)):
+            knobs.append(_Knob(path, "result", int_bits(ranges.get(path, 1.0)), start_frac))
+    return knobs
+
+
+@torch.no_grad()
+def _emulate(model: nn.Module, x: torch.Tensor, knobs: list[_Knob], batch_size: int = 512) -> torch.Tensor:
+    """Model outputs with weights, inputs and the searched layer outputs rounded to their types.
+
+    Max pooling and flatten keep their input's type (exact); accumulators are wide (hls4ml
+    infers them), so this matches the firmware closely; the C simulation has the last word.
+    """
+    mods = dict(model.named_modules())
+    saved: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+    hooks = []
+    kin = knobs[0]
+    try:
+        for k in knobs[1:]:
+            m = mods[k.module]
+            if k.what == "weight":
+                saved[k.module] = (m.weight.data.clone(), None if m.bias is None else m.bias.data.clone())
+                m.weight.data = _fake_fixed(m.weight.data, k.int_bits, k.frac)
+            else:
+                rk = k
+                hooks.append(m.register_forward_hook(lambda _m, _i, out, rk=rk: _fake_fixed(out, rk.int_bits, rk.frac)))
+                if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+                    # bias gets the result's fraction (see _apply_knobs)
+                    b = m.bias.data
+                    m.bias.data = _fake_fixed(b, int_bits(float(b.abs().max())), rk.frac)
+        model.eval()
+        xq = _fake_fixed(x, kin.int_bits, kin.frac)
+        return torch.cat([model(xq[i : i + batch_size]) for i in range(0, len(xq), batch_size)])
+    finally:
+        for h in hooks:
+            h.remove()
+        for path, (w, b) in saved.items():
+            mods[path].weight.data = w
+            if b is not None:
+                mods[path].bias.data = b
+        # biases quantized via result knobs are restored from the float copy held by weight knobs
+        # (every Conv/Linear has both knobs, so ``saved`` covers them)
+
+
+def _agreement(out: torch.Tensor, ref_arg: torch.Tensor) -> float:
+    return float((out.argmax(1) == ref_arg).float().mean())
+
+
+def _layer_report(model: nn.Module, knobs: list[_Knob], ranges: dict[str, float]) -> tuple[str, list[LayerPrecision]]:
+    """Per fx layer: result/weight/bias types from the knobs (pool/flatten inherit their input's)."""
+    names = fx_names(model)
+    by = {(k.module, k.what): k for k in knobs}
+    mods = dict(model.named_modules())
+    prev = knobs[0].type
+    out: list[LayerPrecision] = []
+    for path, lname in names.items():
+        mod = mods[path]
+        res = by.get((path, "result"))
+        result = res.type if res else prev
+        lp = LayerPrecision(lname, path, type(mod).__name__, ranges.get(path, 0.0), result)
+        if (path, "weight") in by:
+            lp.weight = by[(path, "weight")].type
+            if mod.bias is not None:
+                bi = int_bits(float(mod.bias.detach().abs().max()))
+                lp.bias = f"fixed<{bi + res.frac},{bi},RND,SAT>"
+        out.append(lp)
+        prev = result
+    return knobs[0].type, out
+
+
+def _hls_config_from_layers(model: nn.Module, input_shape: tuple[int, ...], cfg: HlsExportConfig,
+                            input_type: str, layers: list[LayerPrecision]):
+    import hls4ml
+
+    hc = hls4ml.utils.config_from_pytorch_model(
+        model, input_shape=input_shape, granularity="name", backend=cfg.backend,
+        default_precision="fixed<16,6>", default_reuse_factor=cfg.reuse_factor, channels_last_conversion="full",
+    )
+    hc["Model"]["Strategy"] = cfg.strategy
+    known = {lp.layer for lp in layers}
+    for lname, lcfg in hc["LayerName"].items():
+        if lname not in known:  # the input layer
+            lcfg["Precision"] = {"result": input_type}
+    for lp in layers:
+        p = hc["LayerName"][lp.layer].setdefault("Precision", {})
+        p["result"] = lp.result
+        if lp.weight:
+            p["weight"] = lp.weight
+        if lp.bias:
+            p["bias"] = lp.bias
+        if "accum" in p:
+            p["accum"] = "auto"  # inferred from the input/weight types: no accumulator rounding
+        if lp.kind == "ReLU" and "table" in p:
+            p.pop("table")
+    return hc
+
+
+def search_precision(model: nn.Module, name: str, x_calib: torch.Tensor, x_check: torch.Tensor, out_dir: Path,
+                     cfg: HlsExportConfig, *, target: float | None = None, start_frac: int = 16,
+                     guard_bits: int = 1, max_tries: int = 3, inputs_desc: str = "held-out images",
+                     log=print) -> Artifact:
+    """Fewest bits per layer reaching ``target`` argmax agreement (default ``cfg.min_agreement``).
+
+    1. ranges observed on ``x_calib`` fix each type's integer bits (sign included, 25 % margin);
+    2. greedy, layer by layer (input first): binary search of the fewest fractional bits for
+       which a fixed-point emulation in PyTorch still agrees with the float model on
+       ``x_calib`` at ``target``; then ``guard_bits`` more per type, because the calibration
+       set cannot contain every near-tie of the check set;
+    3. the chosen types are written into an hls4ml project whose compiled C simulation is
+       checked on ``x_check``; if it falls short, every type gains one fractional bit
+       (up to ``max_tries`` compiles).
+
+    The artifact's metadata lists every layer's chosen types (``layers``) and the search.
+    """
+    check_supported(model)
+    _require_compiler()
+    try:
+        import hls4ml
+    except ImportError:
+        raise ToolMissingError("hls4ml is not installed", where="export.hls",
+                               fix="pip install hls4ml==1.3.0 (a core dependency of edgekd)") from None
+    target = cfg.min_agreement if target is None else target
+    fpga = load_fpga(cfg.target)
+    model = model.eval()
+    ranges = observed_ranges(model, x_calib)
+    with torch.no_grad():
+        ref_calib = torch.cat([model(x_calib[i : i + 512]) for i in range(0, len(x_calib), 512)]).argmax(1)
+        ref = model(x_check).numpy()
+    knobs = _knobs(model, ranges, start_frac)
+    t0 = time.perf_counter()
+    if _agreement(_emulate(model, x_calib, knobs), ref_calib) < target:
+        raise EdgekdError(f"even {start_frac} fractional bits everywhere miss {100 * target:.2f} % agreement",
+                          where=f"export.hls ({name})", fix="lower min_agreement or raise start_frac")
+    n_eval = 0
+    for k in knobs:
+        lo, hi = 0, k.frac  # hi is known good
+        while lo < hi:
+            mid = (lo + hi) // 2
+            k.frac = mid
+            n_eval += 1
+            if _agreement(_emulate(model, x_calib, knobs), ref_calib) >= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        k.frac = hi
+    searched = {f"{k.module}.{k.what}": k.int_bits + k.frac for k in knobs}
+    for k in knobs:
+        k.frac += guard_bits
+    emulated = _agreement(_emulate(model, x_calib, knobs), ref_calib)
+    if emulated < target:
+        # with only a few fractional bits agreement is not monotonic in the width: keep the verified types
+        for k in knobs:
+            k.frac -= guard_bits
+        guard_bits = 0
+        emulated = _agreement(_emulate(model, x_calib, knobs), ref_calib)
+    search_s = time.perf_counter() - t0
+    log(f"  precision search {name}: {n_eval} emulations in {search_s:.1f}s, emulated agreement "
+        f"{100 * emulated:.2f} % on calibration; " + ", ".join(f"{k.module}.{k.what}={k.type}" for k in knobs))
+    final = out_dir / f"{name}-hls"
+    attempts: list[dict[str, Any]] = []
+    work = fid = layers = None
+    for extra in range(max_tries):
+        if extra:
+            for k in knobs:
+                k.frac += 1
+        input_type, layers = _layer_report(model, knobs, ranges)
+        work = out_dir / f".{name}-hls-auto{extra}.tmp"
+        shutil.rmtree(work, ignore_errors=True)
+        t1 = time.perf_counter()
+        try:
+            hc = _hls_config_from_layers(model, tuple(x_check.shape[1:]), cfg, input_type, layers)
+            hm = hls4ml.converters.convert_from_pytorch_model(
+                model, hls_config=hc, output_dir=str(work), backend=cfg.backend, io_type=cfg.io_type,
+                part=fpga.part, clock_period=fpga.clock_period_ns, project_name="edgekd_student")
+            hm.compile()
+        except Exception as exc:  # noqa: BLE001 - recorded as a failed artifact
+            shutil.rmtree(work, ignore_errors=True)
+            return Artifact(name, "fpga-hls", f"hls4ml-{cfg.backend.lower()}", final, None,
+                            error=f"hls4ml conversion/compile failed: {exc}")
+        compile_s = time.perf_counter() - t1
+        out = np.asarray(hm.predict(np.ascontiguousarray(x_check.numpy()))).reshape(ref.shape)
+        fid = FidelityRecord.compare(out, ref, reference="pytorch float32 (cpu)", inputs=inputs_desc,
+                                     min_agreement=target,
+                                     notes=f"{cfg.io_type}, per-layer precision search (+{extra} bit retry)")
+        attempts.append({"extra_frac_bits": extra, "agreement": fid.argmax_agreement,
+                         "max_abs_diff": fid.max_abs_diff, "compile_s": round(compile_s, 2)})
+        log(f"  hls4ml {name} (searched precision, +{extra}): {fid.summary()} (compile {compile_s:.1f}s)")
+        if fid.passed or extra == max_tries - 1:
+            break
+        shutil.rmtree(work, ignore_errors=True)
+    old = out_dir / f".{name}-hls.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    work.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    total_bits = {f"{k.module}.{k.what}": k.int_bits + k.frac for k in knobs}
+    meta = {
+        "backend": cfg.backend, "io_type": cfg.io_type, "strategy": cfg.strategy, "reuse_factor": cfg.reuse_factor,
+        "part": fpga.part, "clock_mhz": fpga.clock_mhz, "precision_mode": "searched", "target_agreement": target,
+        "layers": [asdict(lp) for lp in layers], "bits": total_bits,
+        "search": {"emulations": n_eval, "bits_before_guard": searched, "guard_bits": guard_bits,
+                   "seconds": round(search_s, 2), "emulated_agreement_calib": emulated,
+                   "n_calib": int(len(x_calib)), "compiles": attempts},
+        "input_contract": "float input after normalisation (x/255 - mean)/std, NCHW; "
+                          f"firmware input type {knobs[0].type}",
+    }
+    art = Artifact(name, "fpga-hls", f"hls4ml-{cfg.backend.lower()}", final, fid, metadata=meta)
+    write_json(out_dir / f"{name}-hls.fidelity.json", art.to_dict())
+    return art

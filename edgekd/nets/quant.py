@@ -1,0 +1,187 @@
+"""Quantization-aware (Brevitas) twins of the registry's students.
+
+Every scale is a power of two (``*PerTensorFixedPoint`` quantizers), so the trained
+model is a fixed-point circuit: the FPGA firmware and :mod:`edgekd.export.intref` can
+compute it exactly. Biases are off by default (``bias=False``) because a float bias
+is not on the accumulator's grid; ``bias=True`` keeps a float bias for float targets
+(ONNX/TensorRT) and is refused by the bit-exact FPGA export.
+
+The network's input is the normalised image ``(pixel/255 - mean)/std`` as in every
+edgekd student; the first quantizer (``inp``) rounds it onto a signed fixed-point grid.
+That grid is the firmware's input contract: the export writes ``pixel → integer code``
+into the artifact's metadata.
+
+Layer names (keys of ``layer_bits``): ``inp`` (input), then per layer, e.g. ``conv1``,
+``conv2``, ``fc`` for ``cellsort-cnn-q`` and ``fc1``, ``fc2`` for ``mlp-q``. A value is
+an int (weights and activations) or ``{"weight": w, "act": a}``.
+
+For the QCDQ ONNX path (TensorRT), ``weight_quant="int8-per-channel"`` and
+``act_signed=True`` give per-channel INT8 weights and signed INT8 activations.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from edgekd.errors import ToolMissingError
+from edgekd.nets.registry import register_net
+
+MIN_BITS, MAX_BITS = 2, 16
+WEIGHT_QUANTS = ("fixed-point", "int8-per-channel")
+
+
+def _brevitas():
+    try:
+        import brevitas.nn as qnn
+        from brevitas import quant as bq
+    except ImportError:
+        raise ToolMissingError("brevitas is not installed; quantization-aware students need it",
+                               where="nets.quant", fix="pip install brevitas==0.13.4") from None
+    return qnn, bq
+
+
+@dataclass(frozen=True)
+class LayerBits:
+    weight: int
+    act: int
+
+
+def resolve_bits(names: list[str], weight_bits: int, act_bits: int, input_bits: int,
+                 layer_bits: dict[str, Any] | None) -> dict[str, LayerBits]:
+    """Per-layer bit widths: defaults, then ``layer_bits`` overrides; validated."""
+    out = {"inp": LayerBits(input_bits, input_bits)}
+    out.update({n: LayerBits(weight_bits, act_bits) for n in names})
+    for name, spec in (layer_bits or {}).items():
+        if name not in out:
+            raise ValueError(f"layer_bits: unknown layer '{name}' (layers: {list(out)})")
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            out[name] = LayerBits(spec, spec)
+        elif isinstance(spec, dict) and set(spec) <= {"weight", "act"}:
+            out[name] = LayerBits(int(spec.get("weight", out[name].weight)), int(spec.get("act", out[name].act)))
+        else:
+            raise ValueError(f"layer_bits['{name}'] must be an int or {{weight: w, act: a}}, got {spec!r}")
+    for name, lb in out.items():
+        for kind, b in (("weight", lb.weight), ("act", lb.act)):
+            if not MIN_BITS <= b <= MAX_BITS:
+                raise ValueError(f"layer '{name}': {kind} bits {b} outside [{MIN_BITS}, {MAX_BITS}]")
+    return out
+
+
+class _Builder:
+    """Makes Brevitas layers with the chosen quantizers; one place for the quantizer policy."""
+
+    def __init__(self, bits: dict[str, LayerBits], weight_quant: str, act_signed: bool, bias: bool):
+        if weight_quant not in WEIGHT_QUANTS:
+            raise ValueError(f"weight_quant must be one of {WEIGHT_QUANTS}, got {weight_quant!r}")
+        if weight_quant == "int8-per-channel" and any(b.weight != 8 for k, b in bits.items() if k != "inp"):
+            raise ValueError("weight_quant 'int8-per-channel' needs 8-bit weights everywhere")
+        self.qnn, self.bq = _brevitas()
+        self.bits, self.weight_quant, self.act_signed, self.bias = bits, weight_quant, act_signed, bias
+
+    def _wq(self):
+        if self.weight_quant == "int8-per-channel":
+            # float per-channel scales: for INT8 QCDQ (TensorRT), not for the fixed-point FPGA path
+            return self.bq.Int8WeightPerChannelFloat
+        return self.bq.Int8WeightPerTensorFixedPoint
+
+    def _bias_kw(self) -> dict[str, Any]:
+        return {"bias": self.bias, "bias_quant": None}
+
+    def input(self) -> nn.Module:
+        b = self.bits["inp"].act
+        return self.qnn.QuantIdentity(act_quant=self.bq.Int8ActPerTensorFixedPoint, bit_width=b,
+                                      return_quant_tensor=True)
+
+    def conv(self, name: str, cin: int, cout: int, k: int) -> nn.Module:
+        return self.qnn.QuantConv2d(cin, cout, k, weight_quant=self._wq(), weight_bit_width=self.bits[name].weight,
+                                    return_quant_tensor=False, **self._bias_kw())
+
+    def linear(self, name: str, nin: int, nout: int) -> nn.Module:
+        return self.qnn.QuantLinear(nin, nout, weight_quant=self._wq(), weight_bit_width=self.bits[name].weight,
+                                    return_quant_tensor=False, **self._bias_kw())
+
+    def relu(self, name: str) -> nn.Module:
+        b = self.bits[name].act
+        if self.act_signed:
+            # ReLU then a signed quantizer: the grid TensorRT's symmetric INT8 expects
+            return nn.Sequential(nn.ReLU(), self.qnn.QuantIdentity(act_quant=self.bq.Int8ActPerTensorFixedPoint,
+                                                                   bit_width=b, return_quant_tensor=True))
+        return self.qnn.QuantReLU(act_quant=self.bq.Uint8ActPerTensorFixedPoint, bit_width=b,
+                                  return_quant_tensor=True)
+
+
+class QuantStudent(nn.Sequential):
+    """A Sequential of Brevitas layers; ``bits`` records each layer's widths for reports."""
+
+    def __init__(self, layers: dict[str, nn.Module], bits: dict[str, LayerBits], *, arch: str,
+                 float_pre: nn.Module | None = None):
+        super().__init__()
+        if float_pre is not None:
+            self.add_module("pre", float_pre)
+        for k, v in layers.items():
+            self.add_module(k, v)
+        self.bits = bits
+        self.arch = arch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        # the trainer and losses want a plain tensor, not a QuantTensor
+        return out.value if hasattr(out, "value") and not isinstance(out, torch.Tensor) else out
+
+
+def _conv_out(size: int, kernel: int) -> int:
+    return size - kernel + 1
+
+
+@register_net("cellsort-cnn-q", role="student")
+def cellsort_cnn_q(num_classes: int, in_channels: int, input_size: int, channels: int = 16, kernel: int = 3,
+                   weight_bits: int = 8, act_bits: int = 8, input_bits: int = 8,
+                   layer_bits: dict[str, Any] | None = None, weight_quant: str = "fixed-point",
+                   act_signed: bool = False, bias: bool = False) -> nn.Module:
+    """Quantization-aware cellsort-cnn: power-of-two scales, per-layer bits (layers conv1, conv2, fc)."""
+    s = _conv_out(input_size, kernel) // 2
+    s = _conv_out(s, kernel) // 2
+    if s < 1:
+        raise ValueError(f"input_size {input_size} is too small for two conv+pool stages")
+    bits = resolve_bits(["conv1", "conv2", "fc"], weight_bits, act_bits, input_bits, layer_bits)
+    b = _Builder(bits, weight_quant, act_signed, bias)
+    layers = {
+        "inp": b.input(),
+        "conv1": b.conv("conv1", in_channels, channels, kernel), "relu1": b.relu("conv1"), "pool1": nn.MaxPool2d(2),
+        "conv2": b.conv("conv2", channels, channels, kernel), "relu2": b.relu("conv2"), "pool2": nn.MaxPool2d(2),
+        "flatten": nn.Flatten(),
+        "fc": b.linear("fc", channels * s * s, num_classes),
+    }
+    return QuantStudent(layers, bits, arch="cellsort-cnn-q")
+
+
+@register_net("mlp-q", role="student")
+def mlp_q(num_classes: int, in_channels: int, input_size: int, hidden: int = 32, pool: int = 4,
+          weight_bits: int = 8, act_bits: int = 8, input_bits: int = 8,
+          layer_bits: dict[str, Any] | None = None, weight_quant: str = "fixed-point",
+          act_signed: bool = False, bias: bool = False) -> nn.Module:
+    """Quantization-aware mlp (layers fc1, fc2); the average pool runs in float before the firmware input."""
+    if pool < 1 or input_size % pool:
+        raise ValueError(f"pool {pool} must divide input_size {input_size}")
+    n_in = in_channels * (input_size // pool) ** 2
+    bits = resolve_bits(["fc1", "fc2"], weight_bits, act_bits, input_bits, layer_bits)
+    b = _Builder(bits, weight_quant, act_signed, bias)
+    layers = {"inp": b.input(), "flatten": nn.Flatten(), "fc1": b.linear("fc1", n_in, hidden),
+              "relu1": b.relu("fc1"), "fc2": b.linear("fc2", hidden, num_classes)}
+    # pooling is input preprocessing here: the firmware receives the pooled, quantized image
+    return QuantStudent(layers, bits, arch="mlp-q", float_pre=nn.AvgPool2d(pool) if pool > 1 else None)
+
+
+def firmware_part(model: QuantStudent) -> nn.Module:
+    """The layers that become firmware: everything after the float preprocessing (``pre``)."""
+    # keep the layer names: refusals and reports name layers as the recipe does
+    return nn.Sequential(OrderedDict((n, m) for n, m in model.named_children() if n != "pre"))
+
+
+def float_preprocess(model: QuantStudent) -> nn.Module | None:
+    """The float preprocessing that runs before the firmware input (or None)."""
+    return getattr(model, "pre", None)
