@@ -21,10 +21,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edgekd.config import builtin_recipe_path, load_recipe
     from edgekd.pipeline import run_pipeline
 
+    from edgekd.distill import distributed as D
+
     recipe = load_recipe(args.recipe or builtin_recipe_path())
     out = Path(args.out) if args.out else Path("runs") / (recipe.name + ("-quick" if args.quick else ""))
-    results = run_pipeline(recipe, out, quick=args.quick, resume=args.resume, overwrite=args.overwrite,
-                           progress=not args.no_progress, threads=args.threads)
+    ddp = D.init_from_env()  # torchrun: join the process group (gloo on CPU, NCCL on GPU)
+    try:
+        results = run_pipeline(recipe, out, quick=args.quick, resume=args.resume, overwrite=args.overwrite,
+                               progress=not args.no_progress, threads=args.threads)
+    finally:
+        D.shutdown()
+    if not ddp.is_main:
+        return 0
     from edgekd.report import accuracy_rows
 
     print(f"run: {out}  status: {results.status}")
@@ -47,15 +55,24 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
+    path = Path(args.model)
+    if path.is_dir():
+        return _profile_run_dir(path, args.target)
+    if args.target not in (None, "onnxruntime"):
+        raise EdgekdError(f"--target {args.target} needs a run directory, not a file", where=str(path),
+                          fix="pass runs/<name> (written by `edgekd run`) to see its FPGA figures")
+    return _profile_onnx(path, args)
+
+
+def _profile_onnx(path: Path, args: argparse.Namespace) -> int:
     import numpy as np
     import onnx
 
     from edgekd.profile import profile_ort
 
-    path = Path(args.model)
     if not path.is_file() or path.suffix != ".onnx":
-        raise EdgekdError("expected an existing .onnx file", where=str(path),
-                          fix="profile the ONNX files under runs/<name>/artifacts/")
+        raise EdgekdError("expected an existing .onnx file or a run directory", where=str(path),
+                          fix="profile the ONNX files under runs/<name>/artifacts/, or pass runs/<name>")
     try:
         m = onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001
@@ -71,6 +88,41 @@ def _cmd_profile(args: argparse.Namespace) -> int:
               f"p99 {r.p99_us:,.1f}  ({r.throughput_per_s:,.0f}/s, {r.runs} runs, {r.threads} thread(s), measured)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def _profile_run_dir(root: Path, target: str | None) -> int:
+    """Per student: accuracy, latency (labelled), II, resources and share of the part."""
+    rep_path = root / "report.json"
+    if not rep_path.is_file():
+        raise EdgekdError("no report.json in this folder", where=str(root),
+                          fix="give a run directory written by `edgekd run` (runs/<name>)")
+    rep = json.loads(rep_path.read_text())
+    acc = {r["name"]: r for r in rep.get("accuracy", [])}
+    if target in ("fpga-hls", "fpga-rtl"):
+        rows = [f for f in rep.get("fpga", []) if f["target"] == target]
+        if not rows:
+            raise EdgekdError(f"the run has no {target} results", where=str(root),
+                              fix="enable export.hls / export.rtl (RTL needs a quantized *-q student) and rerun")
+        print(f"{'model':<14} {'acc %':>7} {'method':<10} {'latency':>22} {'II':>7} {'LUT':>11} {'FF':>9} "
+              f"{'DSP':>6} {'%LUT':>6} {'%DSP':>6}  first pixel→decision")
+        for f in rows:
+            a = acc.get(f["model"])
+            lat = ("refused (too large)" if f["details"].get("refused")
+                   else f"{f['latency_cycles']:,} cyc = {f['latency_us']:.3g} µs")
+            fp = f["first_pixel_to_decision_us"]
+            print(f"{f['model']:<14} {100 * a['acc_mean'] if a else float('nan'):>7.2f} {f['method']:<10} {lat:>22} "
+                  f"{f['ii_cycles']:>7,} {f['resources']['lut']:>11,} {f['resources']['ff']:>9,} "
+                  f"{f['resources']['dsp']:>6,} {f['percent'].get('lut', 0):>6.1f} {f['percent'].get('dsp', 0):>6.1f}"
+                  f"  {'–' if fp is None else f'{fp:.2f} µs'}")
+        return 0
+    rows = [r for r in rep.get("latency", []) if target is None or r["target"] == target]
+    if not rows:
+        raise EdgekdError(f"the run has no latency figures for target {target}", where=str(root))
+    print(f"{'model':<14} {'target':<12} {'method':<10} {'batch':>5} {'p50 µs':>12} {'p99 µs':>12}")
+    for r in rows:
+        print(f"{r['model']:<14} {r['target']:<12} {r['method']:<10} {r['batch_size']:>5} {r['p50_us']:>12,.1f} "
+              f"{r['p99_us']:>12,.1f}")
     return 0
 
 
@@ -131,10 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("recipe", nargs="?", help="recipe YAML (default: built-in cellsort)")
     v.set_defaults(func=_cmd_validate)
 
-    pr = sub.add_parser("profile", help="measure an ONNX model's latency on ONNX Runtime (CPU)",
-                        description="Time an ONNX file with ONNX Runtime: warm-up, then per-call wall times; "
-                                    "prints p50/p90/p99 and throughput (all 'measured').")
-    pr.add_argument("model", help="path of an .onnx file")
+    pr = sub.add_parser("profile", help="time an ONNX file, or show a run's latency per target",
+                        description="With an .onnx file: time it with ONNX Runtime (warm-up, then per-call wall "
+                                    "times; p50/p90/p99, 'measured'). With a run directory: show its figures for "
+                                    "--target (fpga-hls: estimated, fpga-rtl: simulated, cpu-torch/onnxruntime: "
+                                    "measured) with accuracy, II, resources and share of the part.")
+    pr.add_argument("model", help="an .onnx file or a run directory (runs/<name>)")
+    pr.add_argument("--target", choices=["cpu-torch", "onnxruntime", "cuda", "tensorrt", "fpga-hls", "fpga-rtl"],
+                    help="with a run directory: which target to show (default: all latency rows)")
     pr.add_argument("--batch", type=int, nargs="+", default=[1, 256], help="batch sizes (default: 1 256)")
     pr.add_argument("--runs", type=int, default=1000, help="timed calls at batch 1 (default 1000)")
     pr.add_argument("--warmup", type=int, default=50, help="untimed calls first (default 50)")

@@ -110,11 +110,21 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
 
 def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwrite: bool, progress: bool,
                 threads: int | None, log: Callable[[str], None] | None) -> RunResults:
+    from edgekd.distill import distributed as D
+
     if quick:
         recipe = apply_quick(recipe)
     dump = recipe.model_dump(mode="json")
-    run = prepare_run_dir(Path(out), {"quick": quick, **dump}, resume=resume, overwrite=overwrite)
-    log = log or Logger(run.root / "run.log")
+    ddp = D.current()
+    if ddp.is_main:  # under torchrun, rank 0 alone creates, logs and writes
+        run = prepare_run_dir(Path(out), {"quick": quick, **dump}, resume=resume, overwrite=overwrite)
+    D.barrier()
+    if not ddp.is_main:
+        run = RunDir(Path(out))
+        progress = False
+    log = log or Logger(run.root / "run.log" if ddp.is_main else None, echo=ddp.is_main)
+    if ddp.enabled:
+        log(f"[dist] {ddp.world_size} processes; global batch = each recipe batch_size, split across ranks")
     if threads:
         torch.set_num_threads(threads)
     stage_s: dict[str, float] = {}
@@ -175,9 +185,13 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
                 from edgekd.distill.losses import teacher_taps_for
 
                 terms = [t for s in recipe.students if s.uses_teacher and s.train.augment == aug for t in s.loss]
+                if not ddp.is_main:
+                    D.barrier()  # rank 0 computes the cache once; the others load its file
                 cache = build_teacher_cache(teacher, views["train"], aug,
                                             path=run.cache / f"teacher-seed{seed}-{aug}.pt", progress=progress,
                                             taps=teacher_taps_for(terms), feature_dtype=torch.float16)
+                if ddp.is_main:
+                    D.barrier()
                 signals[aug] = TeacherSignal(cache=cache)
                 log(f"[cache] teacher logits for {len(views['train'])} samples × {cache.transforms} views")
             stage_s["teacher_cache"] = stage_s.get("teacher_cache", 0.0) + time.perf_counter() - t
@@ -195,6 +209,10 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
             trained[(s.name, seed)] = student
             log(f"[student] {s.name} seed {seed}: test acc {100 * acc:.2f} % ({count_parameters(student):,} params)")
         stage_s["students"] = stage_s.get("students", 0.0) + time.perf_counter() - t
+
+    D.barrier()
+    if not ddp.is_main:  # workers are done once training is
+        return RunResults(recipe.name, "worker", quick, list(recipe.seeds), data_info, models, [], [], {}, stage_s)
 
     # -- export + fidelity (first seed) ----------------------------------------------------
     t = time.perf_counter()

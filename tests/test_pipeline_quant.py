@@ -34,7 +34,7 @@ profile: {batch_sizes: [1], runs: 50, warmup: 5}
 
 
 @pytest.mark.hls
-def test_quantized_student_is_bit_exact_in_firmware_and_rtl(tmp_path):
+def test_quantized_student_is_bit_exact_in_firmware_and_rtl(tmp_path, capsys):
     _make_npz(tmp_path / "cells.npz")
     (tmp_path / "r.yaml").write_text(RECIPE)
     out = tmp_path / "run"
@@ -51,3 +51,10 @@ def test_quantized_student_is_bit_exact_in_firmware_and_rtl(tmp_path):
     assert fpga["fpga-hls"]["method"] == "estimated"
     md = (out / "report.md").read_text()
     assert "## FPGA" in md and "simulated" in md
+
+    capsys.readouterr()
+    assert main(["profile", str(out), "--target", "fpga-rtl"]) == 0
+    table = capsys.readouterr().out
+    assert "mlpq" in table and "simulated" in table and "cyc" in table
+    assert main(["profile", str(out), "--target", "fpga-hls"]) == 0
+    assert "estimated" in capsys.readouterr().out

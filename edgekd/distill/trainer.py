@@ -166,6 +166,15 @@ def train(model: nn.Module, train_views: PairedViews, val_views: PairedViews, cf
 
 def _train_loop(model, train_views, val_views, cfg, loss_fn, *, seed, view, teacher, checkpoint, meta, desc,
                 progress, on_epoch, steps, total_steps, taps, t_specs, with_teacher_view) -> TrainResult:
+    from edgekd.distill import distributed as D
+
+    ddp = D.current()
+    net = D.wrap(model)  # gradients are averaged over ranks; the teacher is never wrapped
+    if not ddp.is_main:
+        checkpoint_write = None
+        progress = False
+    else:
+        checkpoint_write = checkpoint
     opt, sched = make_optimizer(model, cfg, steps, list(loss_fn.parameters()))
     loss_fn.train()
     result = TrainResult()
@@ -198,8 +207,14 @@ def _train_loop(model, train_views, val_views, cfg, loss_fn, *, seed, view, teac
         for b, batch in enumerate(iterate_batches(train_views, cfg.batch_size, seed=seed, epoch=epoch,
                                                   shuffle=True, augment=cfg.augment,
                                                   with_teacher=with_teacher_view)):
+            if ddp.enabled:  # this rank's slice of the global batch (same permutation on every rank)
+                if len(batch.labels) < ddp.world_size:
+                    continue  # a trailing batch too small to give every rank a sample: skipped by all
+                part = D.shard(len(batch.labels))
+                batch = Batch(batch.index[part], None if batch.teacher is None else batch.teacher[part],
+                              batch.student[part], batch.labels[part], batch.transforms[part])
             x = batch.teacher if view == "teacher" else batch.student
-            logits = model(x)
+            logits = net(x)
             t_logits, t_feats, t_all = None, {}, None
             if uses_teacher:
                 t_logits, t_feats = teacher.outputs(batch, t_specs)
@@ -225,17 +240,18 @@ def _train_loop(model, train_views, val_views, cfg, loss_fn, *, seed, view, teac
             tot_loss += float(loss.detach()) * n
             tot_correct += float((logits.detach().argmax(1) == batch.labels).sum())
             tot_n += n
+        tot_loss, tot_correct, tot_n = D.all_reduce_sum([tot_loss, tot_correct, tot_n])
         train_seconds = time.perf_counter() - t0  # optimisation only, before validation
         loss_fn.on_epoch_end(epoch)
         val_acc = accuracy(predict_logits(model, x_val), val_views.labels)
         if taps is not None:
             taps.pop()  # drop the validation pass's captures
         row = {"epoch": epoch + 1, "loss": tot_loss / tot_n, "train_acc": tot_correct / tot_n,
-               "val_acc": val_acc, "seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
+               "val_acc": val_acc, "seconds": time.perf_counter() - t0, "train_seconds": train_seconds, "samples": int(tot_n),
                "lr": sched.get_last_lr()[0]}
         result.history.append(row)
-        if checkpoint is not None:
-            save_torch(checkpoint, {
+        if checkpoint_write is not None:
+            save_torch(checkpoint_write, {
                 "meta": meta, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch + 1,
                 "history": result.history, "loss_state": loss_fn.extra_state(),
@@ -244,6 +260,7 @@ def _train_loop(model, train_views, val_views, cfg, loss_fn, *, seed, view, teac
         if bar is not None:
             bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{val_acc:.3f}")
             bar.update(1)
+        D.barrier()  # no rank runs ahead of rank 0's checkpoint
         if on_epoch is not None:
             on_epoch(epoch, row)
     if bar is not None:
