@@ -90,7 +90,13 @@ profile: {targets: [cpu-torch], batch_sizes: [1], runs: 20, warmup: 2}
                           str(tmp_path / "one"), "--no-progress", "--threads", "1"], env=env, capture_output=True,
                          text=True, timeout=600)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+    import socket
+
+    with socket.socket() as sock:  # a free loopback port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          "--master_addr=127.0.0.1", f"--master_port={port}",
                           "-m", "edgekd", "run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "two"),
                           "--no-progress", "--threads", "1"], env=env, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
