@@ -5,7 +5,7 @@ import json
 import pytest
 
 from edgekd.cli import main
-from tests.test_pipeline import _make_npz
+from test_pipeline import _make_npz  # tests/ is on sys.path (pytest rootdir-less "prepend" import mode)
 
 RECIPE = """
 name: q-e2e
