@@ -36,16 +36,9 @@ TARGET = "xcku035-fbva676-2-e"
 
 def write_section(path: Path, body: str) -> None:
     """Replace (or append) the fpga section of BENCHMARKS.md, atomically."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    block = f"{START}\n{body.rstrip()}\n{END}"
-    if START in text and END in text:
-        a, b = text.index(START), text.index(END) + len(END)
-        text = text[:a] + block + text[b:]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    from edgekd.report.benchmarks_md import write_section as write
+
+    write(path, "fpga", body)
 
 
 def _cells(n: int, size: int):

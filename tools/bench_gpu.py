@@ -88,16 +88,9 @@ def _section(data: dict) -> str:
 
 def write_section(section: str, path: Path) -> None:
     """Replace (or append) the ``<!-- gpu -->`` section of ``path``, leaving the rest as it is."""
-    from edgekd.runs.atomic import write_text
+    from edgekd.report.benchmarks_md import write_section as write
 
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    if "<!-- gpu -->" in text and "<!-- /gpu -->" in text:
-        head, rest = text.split("<!-- gpu -->", 1)
-        tail = rest.split("<!-- /gpu -->", 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    write_text(path, text)
+    write(path, "gpu", section)
 
 
 def main(argv=None) -> int:

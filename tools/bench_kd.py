@@ -75,16 +75,9 @@ def fmt(xs: list[float]) -> str:
 
 def write_section(path: Path, body: str) -> None:
     """Replace (or append) the kd section of BENCHMARKS.md, atomically."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    block = f"{START}\n{body.rstrip()}\n{END}"
-    if START in text and END in text:
-        a, b = text.index(START), text.index(END) + len(END)
-        text = text[:a] + block + text[b:]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    from edgekd.report.benchmarks_md import write_section as write
+
+    write(path, "kd", body)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -207,17 +207,9 @@ def stage_write(a, out: Path) -> None:
           "here seeds 1 and 2 ran as parallel `--stage train --seeds N` processes and the exports as "
           "`--stage export --students NAME`, with the same arguments).", "<!-- /qat -->"]
     section = "\n".join(L) + "\n"
-    bm = ROOT / "BENCHMARKS.md"
-    text = bm.read_text() if bm.exists() else "# Benchmarks\n\n"
-    if "<!-- qat -->" in text and "<!-- /qat -->" in text:
-        head, rest = text.split("<!-- qat -->", 1)
-        tail = rest.split("<!-- /qat -->", 1)[1].lstrip("\n")
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    from edgekd.runs.atomic import write_text
+    from edgekd.report.benchmarks_md import write_section
 
-    write_text(bm, text)
+    write_section(ROOT / "BENCHMARKS.md", "qat", section)
     print(section)
 
 

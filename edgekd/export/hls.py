@@ -117,6 +117,25 @@ def choose_precisions(model: nn.Module, ranges: dict[str, float], width: int) ->
     return input_type, out
 
 
+def apply_precisions(hc: dict[str, Any], input_type: str, layers: list[LayerPrecision]) -> None:
+    """Write per-layer fixed-point types into an hls4ml config (in place)."""
+    known = {lp.layer for lp in layers}
+    for lname, lcfg in hc["LayerName"].items():
+        if lname not in known:  # the input layer
+            lcfg["Precision"] = {"result": input_type}
+    for lp in layers:
+        p = hc["LayerName"][lp.layer].setdefault("Precision", {})
+        p["result"] = lp.result
+        if lp.weight:
+            p["weight"] = lp.weight
+        if lp.bias:
+            p["bias"] = lp.bias
+        if "accum" in p:
+            p["accum"] = "auto"  # inferred from the input/weight types: no accumulator rounding
+        if lp.kind == "ReLU" and "table" in p:
+            p.pop("table")
+
+
 def _hls_config(model: nn.Module, input_shape: tuple[int, ...], cfg: HlsExportConfig, width: int,
                 ranges: dict[str, float]):
     import hls4ml
@@ -137,22 +156,7 @@ def _hls_config(model: nn.Module, input_shape: tuple[int, ...], cfg: HlsExportCo
                     p[key] = cfg.precision
     else:
         input_type, layers = choose_precisions(model, ranges, width)
-        known = {lp.layer for lp in layers}
-        for lname, lcfg in hc["LayerName"].items():
-            if lname not in known:  # the input layer
-                lcfg.setdefault("Precision", {})
-                lcfg["Precision"] = {"result": input_type}
-        for lp in layers:
-            p = hc["LayerName"][lp.layer].setdefault("Precision", {})
-            p["result"] = lp.result
-            if lp.weight:
-                p["weight"] = lp.weight
-            if lp.bias:
-                p["bias"] = lp.bias
-            if "accum" in p:
-                p["accum"] = "auto"
-            if lp.kind == "ReLU" and "table" in p:
-                p.pop("table")
+        apply_precisions(hc, input_type, layers)
     return hc, layers
 
 
@@ -349,21 +353,7 @@ def _hls_config_from_layers(model: nn.Module, input_shape: tuple[int, ...], cfg:
         default_precision="fixed<16,6>", default_reuse_factor=cfg.reuse_factor, channels_last_conversion="full",
     )
     hc["Model"]["Strategy"] = cfg.strategy
-    known = {lp.layer for lp in layers}
-    for lname, lcfg in hc["LayerName"].items():
-        if lname not in known:  # the input layer
-            lcfg["Precision"] = {"result": input_type}
-    for lp in layers:
-        p = hc["LayerName"][lp.layer].setdefault("Precision", {})
-        p["result"] = lp.result
-        if lp.weight:
-            p["weight"] = lp.weight
-        if lp.bias:
-            p["bias"] = lp.bias
-        if "accum" in p:
-            p["accum"] = "auto"  # inferred from the input/weight types: no accumulator rounding
-        if lp.kind == "ReLU" and "table" in p:
-            p.pop("table")
+    apply_precisions(hc, input_type, layers)
     return hc
 
 
