@@ -389,6 +389,13 @@ def test_bdkd_entropy_weights_follow_confidence():
     m = LOSSES["bdkd"](tau=1.0, boost=2.0)
     wf, wr = m.weights(zs, zt)
     assert wf.tolist() == [1.0, 2.0] and wr.tolist() == [2.0, 1.0]
+    wf, wr = LOSSES["bdkd"](tau=1.0, boost=2.0, unsure="forward").weights(zs, zt)
+    assert wf.tolist() == [2.0, 1.0] and wr.tolist() == [1.0, 2.0]
+
+
+def test_bdkd_rejects_unknown_direction():
+    with pytest.raises(ConfigError, match="unsure"):
+        LOSSES["bdkd"](unsure="sideways")
 
 
 # ---------------------------------------------------------------------------------------

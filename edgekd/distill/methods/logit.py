@@ -160,23 +160,35 @@ class TAID(LossMethod):
 
 @register_loss("bdkd")
 class BDKD(LossMethod):
-    """Balanced-divergence KD (Amara et al., 2022): forward + reverse KL, weighted per sample.
+    """Balanced-divergence KD (after Amara et al., 2022): forward + reverse KL, weighted per sample.
+
+    What the paper states in its abstract, and what this implements: the student loss is a
+    sample-wise weighting of forward KL(p_t‖p_s) and reverse KL(p_s‖p_t), chosen from the
+    teacher/student entropy gap. The exact rule of the paper's §3 (which divergence is
+    boosted, by how much) could not be read here; the rule below is our reading and is
+    configurable:
 
     ``balance: entropy`` (default): for a sample where the student is less confident than
-    the teacher (H(p_s^τ) > H(p_t^τ)) the mode-seeking reverse KL is multiplied by
-    ``boost`` (it sharpens the student); otherwise the mass-covering forward KL is. The
-    base weights are ``fwd`` and ``rev``. ``balance: fixed`` uses ``fwd``/``rev`` for every
-    sample; fwd=1, rev=0 is Hinton's KD term. Pair with ``ce``.
+    the teacher (H(p_s^τ) > H(p_t^τ)) the divergence named by ``unsure`` (default
+    ``reverse``: mode-seeking, it sharpens the student) is multiplied by ``boost``; for the
+    other samples the other divergence is. The base weights are ``fwd`` and ``rev``.
+    ``balance: fixed`` uses ``fwd``/``rev`` for every sample; fwd=1, rev=0 is Hinton's KD
+    term. The paper's teacher-side reverse-KL term (online KD) does not apply: edgekd's
+    teachers are trained first and frozen. Pair with ``ce``.
     """
 
     needs_teacher = True
-    defaults = {"tau": 4.0, "fwd": 1.0, "rev": 1.0, "boost": 2.0, "balance": "entropy"}
+    defaults = {"tau": 4.0, "fwd": 1.0, "rev": 1.0, "boost": 2.0, "balance": "entropy", "unsure": "reverse"}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
         if self.params["balance"] not in ("entropy", "fixed"):
             raise ConfigError(f"bdkd.balance must be 'entropy' or 'fixed', got {self.params['balance']!r}",
                               where="loss.bdkd.balance")
+        if self.params["unsure"] not in ("reverse", "forward"):
+            raise ConfigError(f"bdkd.unsure must be 'reverse' or 'forward', got {self.params['unsure']!r}",
+                              where="loss.bdkd.unsure",
+                              fix="name the divergence boosted where the student is less confident than the teacher")
 
     def weights(self, zs: torch.Tensor, zt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample (w_forward, w_reverse); they carry no gradient."""
@@ -186,6 +198,8 @@ class BDKD(LossMethod):
         if self.params["balance"] == "entropy":
             with torch.no_grad():
                 unsure = KF.entropy_per_sample(zs, tau) > KF.entropy_per_sample(zt, tau)
+            if self.params["unsure"] == "forward":
+                unsure = ~unsure
             boost = self.param("boost")
             wr = torch.where(unsure, wr * boost, wr)
             wf = torch.where(unsure, wf, wf * boost)
