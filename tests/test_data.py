@@ -181,3 +181,29 @@ def test_synthetic_build_splits_sizes():
     assert s.sizes() == {"train": 60, "val": 20, "test": 30}
     assert s.class_names == ["B", "T4"]
     assert set(np.unique(s.train.labels)) == {0, 1}
+
+
+def test_mislabel_flips_exactly_the_rate_deterministically():
+    y = np.resize(np.array([0, 1, 2]), 300)
+    a = synthetic.mislabel(y, 0.1, (0, 1, 2), seed=5)
+    b = synthetic.mislabel(y, 0.1, (0, 1, 2), seed=5)
+    assert np.array_equal(a, b) and (a != y).sum() == 30
+    assert set(np.unique(a)) <= {0, 1, 2}
+    assert not np.array_equal(a, synthetic.mislabel(y, 0.1, (0, 1, 2), seed=6))
+    two = synthetic.mislabel(np.resize(np.array([0, 1]), 200), 0.25, (0, 1), seed=1)
+    assert set(np.unique(two)) == {0, 1} and (two != np.resize(np.array([0, 1]), 200)).sum() == 50
+    assert np.array_equal(synthetic.mislabel(y, 0.0, (0, 1, 2), seed=5), y)
+    with pytest.raises(ValueError, match="label noise"):
+        synthetic.mislabel(y, 0.6, (0, 1, 2), seed=5)
+
+
+def test_label_noise_touches_train_and_val_never_test():
+    base = dict(classes=["B", "T4"])
+    clean = build_splits(DataConfig(**base, synthetic=SyntheticConfig(n_train=200, n_val=100, n_test=100)))
+    noisy = build_splits(DataConfig(**base, synthetic=SyntheticConfig(n_train=200, n_val=100, n_test=100,
+                                                                    label_noise=0.2)))
+    assert np.array_equal(clean.train.images, noisy.train.images)
+    assert (clean.train.labels != noisy.train.labels).sum() == 40
+    assert (clean.val.labels != noisy.val.labels).sum() == 20
+    assert np.array_equal(clean.test.labels, noisy.test.labels)
+    assert set(np.unique(noisy.train.labels)) == {0, 1}  # LymphoMNIST ids of B and T4

@@ -37,6 +37,10 @@ class SyntheticConfig(Strict):
     n_test: int = Field(3000, gt=0)
     seed: int = 1234
     difficulty: float = Field(1.0, gt=0.0, description="scales class-overlap; >1 is harder")
+    label_noise: float = Field(
+        0.0, ge=0.0, lt=0.5,
+        description="fraction of train/val labels assigned to a wrong class (the impurity of "
+                    "fluorescence-gated ground truth); test labels stay true")
 
 
 class NormalizeConfig(Strict):

@@ -58,6 +58,8 @@ def build_splits(cfg: DataConfig, *, sizes: dict[str, int] | None = None) -> Dat
         for k, (split, offset) in enumerate((("train", 0), ("val", 1), ("test", 2))):
             x, y = synthetic.generate(n[split], syn.seed * 10 + offset,
                                       difficulty=syn.difficulty, classes=tuple(keep))
+            if split != "test" and syn.label_noise > 0:
+                y = synthetic.mislabel(y, syn.label_noise, tuple(keep), seed=syn.seed * 10 + offset)
             parts[split] = ImageSet(x, y)
         splits = DataSplits(parts["train"], parts["val"], parts["test"], names, source="synthetic")
     elif cfg.kind == "lymphomnist":

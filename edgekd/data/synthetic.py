@@ -9,6 +9,9 @@ cell size varies a lot within a class so that the nucleus/cell *ratio* rather th
 either size alone carries the signal. Nuisance: focus blur, illumination gradient,
 shot noise, position jitter, eccentricity, debris, exposure.
 
+Optionally (``mislabel``, recipe key ``data.synthetic.label_noise``) a fraction of the
+train/val labels is wrong, as with fluorescence-gated ground truth; test labels stay true.
+
 Fine chromatin texture is only partly preserved when the image is downsampled to the
 student's 48×48, which is one reason a larger teacher at 64×64 does better.
 """
@@ -27,6 +30,7 @@ _CLASS_FEATURES = {
     2: np.array([0.70,     0.020,  1.2,         0.07,      10.2]),  # T8
 }
 _SPREAD = np.array([0.055, 0.016, 0.35, 0.035, 1.6])
+_FOCUS = (0.3, 1.4)  # focus blur sigma range (px at 64×64), scaled by min(1, difficulty)
 
 
 def _gaussian_fft_filter(shape: tuple[int, int], sigma: np.ndarray) -> np.ndarray:
@@ -109,7 +113,7 @@ def _render(labels: np.ndarray, rng: np.random.Generator, difficulty: float) -> 
             img[i] -= rng.uniform(0.1, 0.3) * np.exp(-((yy[0] - py) ** 2 + (xx[0] - px) ** 2) / (2 * r * r))
 
     # Focus blur, then exposure and shot noise.
-    focus = rng.uniform(0.3, 1.4, n) * min(1.0, difficulty)
+    focus = rng.uniform(*_FOCUS, n) * min(1.0, difficulty)
     img = _blur(img, focus)
     gain = rng.uniform(0.9, 1.1, n)[:, None, None]
     img = np.clip(img * gain, 0.0, 1.0)
@@ -140,3 +144,24 @@ def generate(
         sub = np.random.default_rng([seed, start])
         images[start : start + chunk] = _render(labels[start : start + chunk], sub, difficulty)
     return images, labels
+
+
+def mislabel(labels: np.ndarray, rate: float, classes: tuple[int, ...], *, seed: int) -> np.ndarray:
+    """Assign a fraction ``rate`` of ``labels`` to another of ``classes``, deterministically.
+
+    Models the impurity of the ground truth of real sorted-cell datasets, whose labels come
+    from fluorescence gating: some cells carry the wrong class. Exactly ``round(rate·n)``
+    labels change, each to a uniformly chosen different class.
+    """
+    if not 0.0 <= rate < 0.5:
+        raise ValueError(f"label noise rate must be in [0, 0.5), got {rate}")
+    out = np.array(labels, dtype=np.int64, copy=True)
+    if rate == 0 or len(classes) < 2:
+        return out
+    rng = np.random.default_rng([seed, 0x6C61626C])
+    idx = rng.choice(len(out), size=int(round(rate * len(out))), replace=False)
+    pool = np.asarray(classes, dtype=np.int64)
+    for i in idx:
+        others = pool[pool != out[i]]
+        out[i] = others[rng.integers(len(others))]
+    return out
