@@ -55,7 +55,9 @@ def methods(student_epochs: int) -> dict[str, tuple[list, str]]:
         "pld": ([("pld", 1.0, {"tau": 4.0})], "τ=4, no separate CE"),
         "kd+sinkd": (KD + [("sinkd", 1.0, {"tau": 2.0, "eps": 0.1, "iters": 20})], "T=2, ε=0.1, 20 iters"),
         "taid": ([("ce", 0.1, {}), ("taid", 0.9, {})], "t 0.4→1, α=5e-4, β=0.99"),
-        "bdkd": ([("ce", 0.1, {}), ("bdkd", 0.9, {"tau": 4.0})], "entropy-balanced fwd/rev KL, boost 2"),
+        "bdkd": ([("ce", 0.1, {}), ("bdkd", 0.9, {"tau": 4.0})], "entropy-balanced fwd/rev KL, boost 2 on reverse KL where the student is unsure"),
+        "bdkd-fwd": ([("ce", 0.1, {}), ("bdkd", 0.9, {"tau": 4.0, "unsure": "forward"})],
+                     "ablation: boost 2 on forward KL where the student is unsure"),
         "pskd": ([("pskd", 1.0, {"alpha_T": 0.8})], "self-KD, no teacher, α_T=0.8"),
         "kd+fitnet": (KD + [("fitnet", 100.0, {"student": "4", "teacher": "stages.2"})],
                       "hint conv2 → stages.2 (1×1 conv regressor)"),
@@ -83,9 +85,9 @@ def write_section(path: Path, body: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--n-train", type=int, default=2000, help="training images (recipe: 6000)")
-    ap.add_argument("--teacher-epochs", type=int, default=10, help="recipe: 14")
-    ap.add_argument("--student-epochs", type=int, default=10, help="recipe: 15")
+    ap.add_argument("--n-train", type=int, default=None, help="training images (default: the recipe's)")
+    ap.add_argument("--teacher-epochs", type=int, default=None, help="default: the recipe's")
+    ap.add_argument("--student-epochs", type=int, default=None, help="default: the recipe's (first student)")
     ap.add_argument("--methods", nargs="+", default=None, help="subset of methods (default: all)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-kd")
@@ -93,18 +95,22 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
+    recipe = load_recipe(builtin_recipe_path())
+    d = recipe.data
+    args.n_train = args.n_train or d.synthetic.n_train
+    args.teacher_epochs = args.teacher_epochs or recipe.teacher.train.epochs
+    args.student_epochs = args.student_epochs or recipe.students[0].train.epochs
     table = methods(args.student_epochs)
     chosen = args.methods or list(table)
     unknown = sorted(set(chosen) - set(table))
     if unknown:
         ap.error(f"unknown methods {unknown}; valid: {list(table)}")
 
-    recipe = load_recipe(builtin_recipe_path())
-    d = recipe.data
     sizes = {"train": args.n_train, "val": d.synthetic.n_val, "test": d.synthetic.n_test}
     settings = {"n_train": args.n_train, "n_val": sizes["val"], "n_test": sizes["test"],
                 "teacher_epochs": args.teacher_epochs, "student_epochs": args.student_epochs,
-                "seeds": args.seeds, "threads": args.threads, "difficulty": d.synthetic.difficulty}
+                "seeds": args.seeds, "threads": args.threads, "difficulty": d.synthetic.difficulty,
+                "label_noise": d.synthetic.label_noise, "teacher_batch": recipe.teacher.train.batch_size}
     results_path = args.work / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     if results.get("settings") != settings:
@@ -227,20 +233,34 @@ def render(results: dict, table: dict, chosen: list[str], args, wall_s: float) -
            for m in chosen}
     t_accs = [results["teachers"][str(s)]["test_acc"] for s in seeds]
     mean = {m: statistics.fmean(v) for m, v in acc.items() if v}
+
+    def paired(m: str, ref: str) -> tuple[str, list[float]]:
+        """Per-seed difference m − ref (same data, teacher and seed): mean ± std and sign count."""
+        ds = [results["runs"][f"{m}/{s}"]["test_acc"] - results["runs"][f"{ref}/{s}"]["test_acc"]
+              for s in seeds if f"{m}/{s}" in results["runs"] and f"{ref}/{s}" in results["runs"]]
+        if not ds or m == ref:
+            return "", ds
+        sd = f" ± {100 * statistics.stdev(ds):.2f}" if len(ds) > 1 else ""
+        wins = sum(x > 0 for x in ds)
+        return f"{100 * statistics.fmean(ds):+.2f}{sd} ({wins}/{len(ds)})", ds
+
+    noise = st.get("label_noise", 0.0)
     lines = [
         "## Distillation methods on the cell-sorting task (`tools/bench_kd.py`)",
         "",
-        f"Built-in synthetic bright-field cells, B vs T4 (difficulty {st['difficulty']}), "
+        f"The built-in recipe's data and models: synthetic bright-field cells, B vs T4 (difficulty "
+        f"{st['difficulty']}, {100 * noise:.0f} % of train/val labels wrong, test labels true), "
         f"{st['n_train']} train / {st['n_val']} val / {st['n_test']} test images; teacher resnet-mini "
-        f"(recipe widths, 64×64) trained {st['teacher_epochs']} epochs per seed; student `cellsort-cnn` "
-        f"(5,682 params, 48×48) trained {st['student_epochs']} epochs (recipe: AdamW lr 3e-3, batch 64, "
-        f"dihedral augmentation); seeds {seeds}; torch {torch.__version__}, {st['threads']} thread(s), "
-        f"{platform.machine()} CPU. Test accuracy of the last epoch, mean ± std over seeds "
-        f"(not best epochs). Settings reduced from the recipe (6,000 train images, 14/15 epochs) to fit a "
-        f"shared 2-core machine. Reproduce: `python tools/bench_kd.py` (total {wall_s / 60:.0f} min this run, "
-        f"resumable).",
+        f"(64×64) trained {st['teacher_epochs']} epochs per seed (batch {st.get('teacher_batch', '?')}); "
+        f"student `cellsort-cnn` (5,682 params, 48×48) trained {st['student_epochs']} epochs (AdamW lr 3e-3, "
+        f"batch 64, dihedral augmentation); seeds {seeds}; torch {torch.__version__}, {st['threads']} "
+        f"thread(s), {platform.machine()} CPU. Test accuracy of the last epoch, mean ± std over seeds (not best "
+        f"epochs). Δ columns are paired per seed (each seed shares data, teacher and initial weights across "
+        f"methods): mean ± std of the per-seed differences, and in how many seeds the method was ahead. "
+        f"Reproduce: `python tools/bench_kd.py` (total {wall_s / 60:.0f} min this run, resumable).",
         "",
-        "| method | loss terms | test acc % (mean ± std) | Δ vs KD (pts) | Δ vs scratch (pts) | s / epoch (cached) |",
+        "| method | loss terms | test acc % (mean ± std) | Δ vs KD (pts, seeds ahead) | Δ vs scratch (pts, seeds ahead) "
+        "| s / epoch (cached) |",
         "|---|---|---|---|---|---|",
         f"| teacher | resnet-mini, CE | {fmt(t_accs)} | | | |",
     ]
@@ -248,8 +268,8 @@ def render(results: dict, table: dict, chosen: list[str], args, wall_s: float) -
         if not acc[m]:
             continue
         terms = " + ".join(f"{w:g}·{n}" for n, w, _ in table[m][0])
-        dk = f"{100 * (mean[m] - mean['kd']):+.2f}" if "kd" in mean and m != "kd" else ""
-        ds = f"{100 * (mean[m] - mean['scratch']):+.2f}" if "scratch" in mean and m != "scratch" else ""
+        dk = paired(m, "kd")[0] if "kd" in mean else ""
+        ds = paired(m, "scratch")[0] if "scratch" in mean else ""
         eps = statistics.fmean(results["runs"][f"{m}/{s}"]["epoch_s"] for s in seeds if f"{m}/{s}" in results["runs"])
         n = f" (n={len(acc[m])})" if len(acc[m]) != len(seeds) else ""
         lines.append(f"| {m} | {terms} ({table[m][1]}) | {fmt(acc[m])}{n} | {dk} | {ds} | {eps:.1f} |")
@@ -260,12 +280,13 @@ def render(results: dict, table: dict, chosen: list[str], args, wall_s: float) -
         best = max(distilled, key=lambda m: mean[m])
         parts = [f"Best method for the tiny student: **{best}** at {100 * mean[best]:.2f} %"]
         if "kd" in mean and best != "kd":
-            parts.append(f"{100 * (mean[best] - mean['kd']):+.2f} points vs plain KD")
+            parts.append(f"{paired(best, 'kd')[0]} points vs plain KD")
         if "scratch" in mean:
-            parts.append(f"{100 * (mean[best] - mean['scratch']):+.2f} points vs scratch")
-        spread = max(statistics.stdev(v) for v in acc.values() if len(v) > 1) if len(seeds) > 1 else 0
-        lines.append("; ".join(parts) + f" (largest seed std in the table: {100 * spread:.2f} points — "
-                     "differences smaller than that are not resolved).")
+            parts.append(f"{paired(best, 'scratch')[0]} points vs scratch")
+        if "kd" in mean and "scratch" in mean:
+            parts.append(f"plain KD vs scratch {paired('kd', 'scratch')[0]}")
+        lines.append("; ".join(parts) + " (per-seed paired differences; with 3 seeds, a difference whose "
+                     "std exceeds its mean, or that is not ahead in every seed, is not resolved).")
     if "live_kd_epoch_s" in tm:
         ratio = tm["live_kd_epoch_s"] / tm["cached_kd_epoch_s"]
         lines.append("")
