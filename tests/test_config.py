@@ -10,8 +10,9 @@ def test_builtin_recipe_is_valid():
     assert r.data.classes == ["B", "T4"]
     assert [s.arch for s in r.students][:2] == ["cellsort-cnn", "cellsort-cnn"]
     kd = r.students[1].loss
-    assert [(t.method, t.weight) for t in kd] == [("ce", 0.1), ("kd", 0.9)]
-    assert kd[1].params == {"tau": 4}
+    assert [(t.method, t.weight) for t in kd] == [("ce", 0.1), ("kd", 0.9), ("nd", 2.0)]  # KD++
+    assert kd[1].params == {"tau": 4} and kd[2].params == {"student": "6", "teacher": "features"}
+    assert r.data.synthetic.label_noise == 0.15
     assert r.students[1].uses_teacher and not r.students[0].uses_teacher
     assert r.seeds == [0, 1, 2]
 
