@@ -44,6 +44,17 @@ def check_supported(model: nn.Module) -> None:
                                   where=f"model layer {name}", fix="use groups=1 and dilation=1")
 
 
+def _require_hls4ml():
+    """The g++ compiler and hls4ml itself, or a ToolMissingError naming the fix; returns hls4ml."""
+    _require_compiler()
+    try:
+        import hls4ml
+    except ImportError:
+        raise ToolMissingError("hls4ml is not installed", where="export.hls",
+                               fix="pip install hls4ml==1.3.0 (a core dependency of edgekd)") from None
+    return hls4ml
+
+
 def _require_compiler() -> None:
     if shutil.which("g++") is None:
         raise ToolMissingError("g++ is not installed; the hls4ml C simulation cannot be compiled",
@@ -181,12 +192,7 @@ def export_and_check(model: nn.Module, name: str, x_calib: torch.Tensor, x_check
     (up to 24) until the argmax agreement reaches ``cfg.min_agreement``.
     """
     check_supported(model)
-    _require_compiler()
-    try:
-        import hls4ml  # noqa: F401
-    except ImportError:
-        raise ToolMissingError("hls4ml is not installed", where="export.hls",
-                               fix="pip install hls4ml==1.3.0 (a core dependency of edgekd)") from None
+    _require_hls4ml()
     fpga = load_fpga(cfg.target)
     model = model.eval()
     input_shape = tuple(x_check.shape[1:])
@@ -375,12 +381,7 @@ def search_precision(model: nn.Module, name: str, x_calib: torch.Tensor, x_check
     The artifact's metadata lists every layer's chosen types (``layers``) and the search.
     """
     check_supported(model)
-    _require_compiler()
-    try:
-        import hls4ml
-    except ImportError:
-        raise ToolMissingError("hls4ml is not installed", where="export.hls",
-                               fix="pip install hls4ml==1.3.0 (a core dependency of edgekd)") from None
+    hls4ml = _require_hls4ml()
     target = cfg.min_agreement if target is None else target
     fpga = load_fpga(cfg.target)
     model = model.eval()
