@@ -42,6 +42,7 @@ def apply_quick(recipe: Recipe) -> Recipe:
     for s in r.students:
         s.train.epochs = min(s.train.epochs, q.student_epochs)
     r.profile.runs = q.profile_runs
+    r.profile.large_batch_runs = min(r.profile.large_batch_runs, q.large_batch_runs)
     r.export.hls.n_check = min(r.export.hls.n_check, q.hls_n_check)
     return r
 
@@ -231,54 +232,63 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
             art = _onnx_export(model, name, x, run, recipe, desc.format(n=len(x)))
             artifacts.append(art)
             log(f"[export] {name} → ONNX: {art.fidelity.summary() if art.fidelity else art.error}")
-    if recipe.export.hls.enabled:
-        from edgekd.export import hls
+    # the Verilator builds of fpga-rtl run in the background while hls4ml compiles its C simulations
+    rtl_jobs: list[_RtlJob] = []
+    try:
+        if recipe.export.rtl.enabled:
+            for name in exported[1:]:
+                model = trained[(name, seed0)]
+                if _is_quantized(model):
+                    rtl_jobs.append(_start_rtl(model, name, views["test"].student[: recipe.export.rtl.n_check],
+                                               run.artifact_dir(name) / "rtl", recipe, desc, log))
+        if recipe.export.hls.enabled:
+            from edgekd.export import hls
 
-        for name in exported[1:]:
-            model = trained[(name, seed0)]
-            x_check = views["test"].student[:n_check]
-            quantized = _is_quantized(model)
-            if quantized:
-                from edgekd.export import qonnx_hls
+            for name in exported[1:]:
+                model = trained[(name, seed0)]
+                x_check = views["test"].student[:n_check]
+                quantized = _is_quantized(model)
+                if quantized:
+                    from edgekd.export import qonnx_hls
 
-                art = qonnx_hls.export_qat_and_check(model, name, x_check, run.artifact_dir(name),
-                                                     recipe.export.hls, mean=d.normalize.mean, std=d.normalize.std,
-                                                     inputs_desc=desc.format(n=len(x_check)), log=log)
-            else:
-                art = hls.export_and_check(model, name, views["val"].student[:1000], x_check,
-                                           run.artifact_dir(name), recipe.export.hls,
-                                           inputs_desc=desc.format(n=len(x_check)), log=log)
-            artifacts.append(art)
-            log(f"[export] {name} → hls4ml: {art.fidelity.summary() if art.fidelity else art.error}")
-            if art.fidelity is not None:
-                from edgekd.profile.fpga import hls_figures
+                    art = qonnx_hls.export_qat_and_check(model, name, x_check, run.artifact_dir(name),
+                                                         recipe.export.hls, mean=d.normalize.mean,
+                                                         std=d.normalize.std,
+                                                         inputs_desc=desc.format(n=len(x_check)), log=log)
+                else:
+                    art = hls.export_and_check(model, name, views["val"].student[:1000], x_check,
+                                               run.artifact_dir(name), recipe.export.hls,
+                                               inputs_desc=desc.format(n=len(x_check)), log=log)
+                artifacts.append(art)
+                log(f"[export] {name} → hls4ml: {art.fidelity.summary() if art.fidelity else art.error}")
+                if art.fidelity is not None:
+                    from edgekd.profile.fpga import hls_figures
 
-                bits = _max_bits(model) if quantized else int(art.metadata.get("total_width", recipe.export.hls.width))
-                fig, lat = hls_figures(_float_twin(model, recipe, name, n_cls, in_ch, d.student_size), name,
-                                       tuple(x_check.shape[1:]), recipe.export.hls, bits, art.path)
-                fpga.append(fig)
-                fpga_latencies.append(lat)
-                fp = (f", first pixel → decision {fig.first_pixel_to_decision_us:.2f} µs"
-                      if fig.first_pixel_to_decision_us is not None else "")
-                log(f"[fpga] {name}: {fig.method} {fig.latency_cycles} cycles = {fig.latency_us:.2f} µs, "
-                    f"II {fig.ii_cycles}, DSP {fig.resources['dsp']} ({fig.percent.get('dsp', 0):.0f} %){fp}")
-                if not fig.details["fits_part"]:
-                    log(f"[fpga] {name}: WARNING the design exceeds {fig.part} "
-                        f"({', '.join(f'{k} {v:.0f} %' for k, v in fig.percent.items() if v > 100)}); "
-                        f"reuse factors that fit: {fig.details.get('fitting_reuse_factors')}")
-    if recipe.export.rtl.enabled:
-        for name in exported[1:]:
-            model = trained[(name, seed0)]
-            if not _is_quantized(model):
-                continue
-            art, lat, fig = _export_rtl(model, name, views["test"].student[: recipe.export.rtl.n_check],
-                                        run.artifact_dir(name) / "rtl", recipe, desc, log)
+                    bits = (_max_bits(model) if quantized
+                            else int(art.metadata.get("total_width", recipe.export.hls.width)))
+                    fig, lat = hls_figures(_float_twin(model, recipe, name, n_cls, in_ch, d.student_size), name,
+                                           tuple(x_check.shape[1:]), recipe.export.hls, bits, art.path)
+                    fpga.append(fig)
+                    fpga_latencies.append(lat)
+                    fp = (f", first pixel → decision {fig.first_pixel_to_decision_us:.2f} µs"
+                          if fig.first_pixel_to_decision_us is not None else "")
+                    log(f"[fpga] {name}: {fig.method} {fig.latency_cycles} cycles = {fig.latency_us:.2f} µs, "
+                        f"II {fig.ii_cycles}, DSP {fig.resources['dsp']} ({fig.percent.get('dsp', 0):.0f} %){fp}")
+                    if not fig.details["fits_part"]:
+                        log(f"[fpga] {name}: WARNING the design exceeds {fig.part} "
+                            f"({', '.join(f'{k} {v:.0f} %' for k, v in fig.percent.items() if v > 100)}); "
+                            f"reuse factors that fit: {fig.details.get('fitting_reuse_factors')}")
+        for job in rtl_jobs:
+            art, lat, fig = _finish_rtl(job, recipe, log)
             if art is not None:
                 artifacts.append(art)
             if lat is not None:
                 fpga_latencies.append(lat)
             if fig is not None:
                 fpga.append(fig)
+    finally:
+        for job in rtl_jobs:
+            job.cancel()
     trt_latencies: list[LatencyResult] = []
     if recipe.export.tensorrt.enabled:
         from edgekd.export import tensorrt
@@ -381,10 +391,26 @@ def _float_twin(model: nn.Module, recipe: Recipe, name: str, n_cls: int, in_ch: 
     return create_net(base, num_classes=n_cls, in_channels=in_ch, input_size=size, params=keep)
 
 
-def _export_rtl(model: nn.Module, name: str, x: torch.Tensor, out_dir: Path, recipe: Recipe, desc: str, log):
-    """The ``fpga-rtl`` target for one quantized student: (artifact, latency, figures) or a refusal."""
+@dataclass
+class _RtlJob:
+    """One quantized student's ``fpga-rtl`` export: refused up front, or building in the background."""
+
+    name: str
+    n_pixels: int
+    target: Any
+    pending: Any = None  # edgekd.export.rtl.PendingRtl
+    refused: Any = None  # FpgaFigures of a design too large to build
+
+    def cancel(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+
+
+def _start_rtl(model: nn.Module, name: str, x: torch.Tensor, out_dir: Path, recipe: Recipe, desc: str,
+               log) -> _RtlJob:
+    """Write the student's Verilog and start its emulator build, so hls4ml exports run meanwhile."""
     from edgekd.export import intref
-    from edgekd.export.rtl import DesignTooLarge, export_rtl
+    from edgekd.export.rtl import DesignTooLarge, start_rtl_export
     from edgekd.export.rtl_intnet import from_intref
     from edgekd.hwtargets import load_fpga
     from edgekd.nets.quant import firmware_part, float_preprocess
@@ -398,19 +424,31 @@ def _export_rtl(model: nn.Module, name: str, x: torch.Tensor, out_dir: Path, rec
     im = intref.extract(firmware_part(model).eval())
     net = from_intref(im, tuple(x_fw.shape[1:]), name)
     codes = im.quantize_input(x_fw)
+    job = _RtlJob(name, int(np.prod(x.shape[1:])), target)
     try:
-        art, lat = export_rtl(net, codes, out_dir, target, model_name=name, inputs_desc=desc.format(n=len(x)),
-                              latency_cutoff=cfg.latency_cutoff)
+        job.pending = start_rtl_export(net, codes, out_dir, target, model_name=name,
+                                       inputs_desc=desc.format(n=len(x)), latency_cutoff=cfg.latency_cutoff)
     except DesignTooLarge as exc:
         log(f"[fpga-rtl] {name}: refused: {exc.what}")
         est = exc.estimate
-        fig = FpgaFigures(model=name, target="fpga-rtl", part=target.part, method="estimated",
-                          design="da4ml RTL (fully parallel) — refused, does not fit", latency_cycles=0,
-                          latency_us=0.0, ii_cycles=0, clock_mhz=target.clock_mhz,
-                          resources={"lut": int(est.lut), "ff": 0, "dsp": 0, "bram_36k": 0},
-                          percent={"lut": 100.0 * est.lut / est.part_lut}, first_pixel_to_decision_us=None,
-                          source=f"da4ml size estimate: {est.summary()}", details={"fits_part": False, "refused": True})
-        return None, None, fig
+        job.refused = FpgaFigures(model=name, target="fpga-rtl", part=target.part, method="estimated",
+                                  design="da4ml RTL (fully parallel) — refused, does not fit", latency_cycles=0,
+                                  latency_us=0.0, ii_cycles=0, clock_mhz=target.clock_mhz,
+                                  resources={"lut": int(est.lut), "ff": 0, "dsp": 0, "bram_36k": 0},
+                                  percent={"lut": 100.0 * est.lut / est.part_lut}, first_pixel_to_decision_us=None,
+                                  source=f"da4ml size estimate: {est.summary()}",
+                                  details={"fits_part": False, "refused": True})
+    return job
+
+
+def _finish_rtl(job: _RtlJob, recipe: Recipe, log):
+    """The ``fpga-rtl`` target for one quantized student: (artifact, latency, figures) or a refusal."""
+    from edgekd.profile.fpga import FpgaFigures
+
+    if job.refused is not None:
+        return None, None, job.refused
+    cfg, target, name = recipe.export.rtl, job.target, job.name
+    art, lat = job.pending.finish()
     log(f"[fpga-rtl] {name}: {art.fidelity.summary()}; {lat.details.get('latency_cycles')} cycles = "
         f"{lat.p50_us * 1000:.0f} ns (simulated)")
     resources = {"lut": int(lat.details.get("lut_estimate_da4ml") or 0),
@@ -429,7 +467,7 @@ def _export_rtl(model: nn.Module, name: str, x: torch.Tensor, out_dir: Path, rec
     if target.pixel_bus is not None:
         from edgekd.profile.first_pixel import parallel_first_pixel
 
-        fp = parallel_first_pixel(int(np.prod(x.shape[1:])), int(lat.details.get("latency_cycles", 0)), target,
+        fp = parallel_first_pixel(job.n_pixels, int(lat.details.get("latency_cycles", 0)), target,
                                   model=name).first_pixel_to_decision_us
     fig = FpgaFigures(model=name, target="fpga-rtl", part=target.part, method="simulated",
                       design=f"da4ml RTL (fully parallel, {cfg.latency_cutoff:g} ns/stage)",

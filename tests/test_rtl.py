@@ -167,6 +167,34 @@ def test_emulator_detects_a_wrong_reference(built_mlp):
     assert not fid.passed and fid.exact_match_rate == pytest.approx(399 / 400)
 
 
+def test_emulator_is_built_at_O0(built_mlp):
+    """The emulator library is compiled at -O0 (3x faster to build, same outputs)."""
+    from edgekd.export.rtl import EMULATOR_CXX_OPT
+
+    *_, out = built_mlp
+    log = (out / "sim" / "build.log").read_text()
+    assert EMULATOR_CXX_OPT == "-O0" and " -O0 " in log and " -O " not in log
+
+
+def test_background_build_can_be_cancelled(tmp_path):
+    """A build started in the background is killed with its children; nothing half-built is left."""
+    from edgekd.export.rtl import start_emulator_build, generate
+
+    _, net = _student_intnet("mlp")
+    design, model = generate(net, tmp_path / "d", load_fpga(KU035))
+    build = start_emulator_build(design, model)
+    proc = build.proc
+    assert proc is not None and proc.poll() is None
+    build.cancel()
+    assert proc.poll() is not None and build.proc is None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # no process of that group is left
+    assert not build.lib.is_file()
+    build.cancel()  # a second cancel is harmless
+    with pytest.raises(EdgekdError, match="cxx_opt"):
+        start_emulator_build(design, model, cxx_opt="-O9")
+
+
 def test_yosys_counts_resources(built_mlp):
     if shutil.which("yosys") is None and not IN_CI:
         pytest.skip("yosys not installed (apt-get install yosys)")

@@ -222,13 +222,14 @@ class ProfileConfig(Strict):
 class QuickConfig(Strict):
     """What ``--quick`` overrides: small data, few epochs, fewer timed calls."""
 
-    n_train: int = 1500
+    n_train: int = 1000
     n_val: int = 300
     n_test: int = 600
     teacher_epochs: int = 3
     student_epochs: int = 4
     seeds: list[int] = [0]
-    profile_runs: int = 1000
+    profile_runs: int = Field(200, ge=1)
+    large_batch_runs: int = Field(3, ge=3)
     hls_n_check: int = 200
 
 
