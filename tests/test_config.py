@@ -123,3 +123,18 @@ def test_top_level_must_be_mapping(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_recipe(p)
     assert "mapping" in e.value.message
+
+
+def test_quick_overrides_shrink_the_builtin_recipe_without_touching_it():
+    from edgekd.pipeline import apply_quick
+
+    full = load_recipe(builtin_recipe_path())
+    q = apply_quick(full)
+    assert q.seeds == [0] and q.data.synthetic.n_train == 1000 and q.data.synthetic.n_test == 600
+    assert q.teacher.train.epochs == 3 and all(s.train.epochs <= 4 for s in q.students)
+    assert (q.profile.runs, q.profile.large_batch_runs, q.export.hls.n_check) == (200, 3, 200)
+    # the full recipe is unchanged: 3 seeds, 1,000 timed calls, 10 large-batch calls
+    assert full.seeds == [0, 1, 2] and full.data.synthetic.n_train == 4000
+    assert (full.profile.runs, full.profile.large_batch_runs, full.export.hls.n_check) == (1000, 10, 1000)
+    with pytest.raises(ConfigError, match="quick.large_batch_runs"):
+        parse_recipe({"students": [{"name": "s", "arch": "mlp"}], "quick": {"large_batch_runs": 1}})
