@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgekd.errors import ConfigError
+
+_M = TypeVar("_M", bound=BaseModel)
 
 HW_DIR = Path(__file__).resolve().parents[1] / "hw"
 
@@ -58,18 +61,25 @@ def available_fpgas() -> list[str]:
     return sorted(out)
 
 
-def load_fpga(name_or_path: str) -> FpgaTarget:
-    """Load an FPGA description by name (a file in ``hw/fpga/``) or by path."""
+def _load_description(name_or_path: str, folder: str, model: type[_M], *, what: str, where: str,
+                      available: Callable[[], list[str]]) -> _M:
+    """A target description by name (``hw/<folder>/<name>.yaml``) or by path, validated into ``model``."""
     p = Path(name_or_path)
     if not p.suffix:
-        p = HW_DIR / "fpga" / f"{name_or_path}.yaml"
+        p = HW_DIR / folder / f"{name_or_path}.yaml"
     if not p.is_file():
-        raise ConfigError(f"unknown FPGA target '{name_or_path}'", where="export.hls.target",
-                          fix=f"use one of {available_fpgas()} or the path of a YAML file like them")
+        raise ConfigError(f"unknown {what} '{name_or_path}'", where=where,
+                          fix=f"use one of {available()} or the path of a YAML file like them")
     try:
-        return FpgaTarget.model_validate(yaml.safe_load(p.read_text()))
+        return model.model_validate(yaml.safe_load(p.read_text()))
     except (ValidationError, yaml.YAMLError) as exc:
-        raise ConfigError(f"invalid FPGA description: {exc}", where=str(p)) from None
+        raise ConfigError(f"invalid {what} description: {exc}", where=str(p)) from None
+
+
+def load_fpga(name_or_path: str) -> FpgaTarget:
+    """Load an FPGA description by name (a file in ``hw/fpga/``) or by path."""
+    return _load_description(name_or_path, "fpga", FpgaTarget, what="FPGA target", where="export.hls.target",
+                             available=available_fpgas)
 
 
 # -- Jetson modules --------------------------------------------------------------------------
@@ -119,13 +129,5 @@ def available_jetsons() -> list[str]:
 
 def load_jetson(name_or_path: str) -> JetsonTarget:
     """Load a Jetson module description by name (a file in ``hw/jetson/``) or by path."""
-    p = Path(name_or_path)
-    if not p.suffix:
-        p = HW_DIR / "jetson" / f"{name_or_path}.yaml"
-    if not p.is_file():
-        raise ConfigError(f"unknown Jetson module '{name_or_path}'", where="export.tensorrt.targets",
-                          fix=f"use one of {available_jetsons()} or the path of a YAML file like them")
-    try:
-        return JetsonTarget.model_validate(yaml.safe_load(p.read_text()))
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise ConfigError(f"invalid Jetson description: {exc}", where=str(p)) from None
+    return _load_description(name_or_path, "jetson", JetsonTarget, what="Jetson module",
+                             where="export.tensorrt.targets", available=available_jetsons)

@@ -157,3 +157,20 @@ def test_missing_compiler_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ToolMissingError) as e:
         hls.export_and_check(m, "m", x, x, tmp_path, HlsExportConfig(), log=lambda s: None)
     assert "g++" in e.value.message and "apt-get install g++" in e.value.message
+
+
+def test_replace_dir_swaps_in_a_complete_folder_only(tmp_path):
+    from edgekd.runs import replace_dir
+
+    final, new = tmp_path / "m-hls", tmp_path / ".m-hls.work"
+    final.mkdir()
+    (final / "good.txt").write_text("good")
+    new.mkdir()
+    (new / "better.txt").write_text("better")
+    replace_dir(new, final)
+    assert [p.name for p in final.iterdir()] == ["better.txt"] and not new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-hls"]  # no .old folder left behind
+    # nothing complete to move in: the folder in place is not touched
+    with pytest.raises(FileNotFoundError, match="left as it was"):
+        replace_dir(tmp_path / "missing", final)
+    assert (final / "better.txt").read_text() == "better"

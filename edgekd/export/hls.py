@@ -20,7 +20,7 @@ from edgekd.config.schema import HlsExportConfig
 from edgekd.errors import EdgekdError, ToolMissingError
 from edgekd.export.artifact import Artifact, FidelityRecord
 from edgekd.hwtargets import load_fpga
-from edgekd.runs.atomic import write_json
+from edgekd.runs.atomic import replace_dir, write_json
 
 SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten, nn.BatchNorm2d,
              nn.BatchNorm1d, nn.Identity, nn.Dropout)
@@ -230,12 +230,7 @@ def export_and_check(model: nn.Module, name: str, x_calib: torch.Tensor, x_check
             break
     work, fid, layers, w = best
     # Replace any previous project only now, with a complete one.
-    old = out_dir / f".{name}-hls.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    work.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(work, final)
     meta = {
         "backend": cfg.backend, "io_type": cfg.io_type, "strategy": cfg.strategy,
         "reuse_factor": cfg.reuse_factor, "part": fpga.part, "clock_mhz": fpga.clock_mhz,
@@ -451,12 +446,7 @@ def search_precision(model: nn.Module, name: str, x_calib: torch.Tensor, x_check
         if fid.passed or extra == max_tries - 1:
             break
         shutil.rmtree(work, ignore_errors=True)
-    old = out_dir / f".{name}-hls.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    work.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(work, final)
     total_bits = {f"{k.module}.{k.what}": k.int_bits + k.frac for k in knobs}
     meta = {
         "backend": cfg.backend, "io_type": cfg.io_type, "strategy": cfg.strategy, "reuse_factor": cfg.reuse_factor,

@@ -24,7 +24,7 @@ from edgekd.errors import EdgekdError, ToolMissingError
 from edgekd.export import intref
 from edgekd.export.artifact import Artifact, FidelityRecord
 from edgekd.hwtargets import load_fpga
-from edgekd.runs.atomic import write_json, write_text
+from edgekd.runs.atomic import replace_dir, write_json, write_text
 
 PROJECT = "edgekd_student"
 
@@ -275,12 +275,7 @@ def export_qat_and_check(model: nn.Module, name: str, x_check: torch.Tensor, out
     contract = intref.input_contract(im, mean=mean if pre is None else None, std=std if pre is None else None,
                                      input_shape=input_shape,
                                      preprocess=f"{pre} on the normalised image, in float" if pre is not None else None)
-    old = out_dir / f".{name}-hls-{tag}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    work.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(work, final)
     write_readme(final, backend=cfg.backend, io_type=cfg.io_type, part=fpga.part, clock_mhz=fpga.clock_mhz,
                  contract=contract, bits=bits, fidelity=fid)
     meta = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def replace_dir(new: str | Path, final: str | Path) -> None:
+    """Move the complete folder ``new`` to ``final``, replacing the folder there.
+
+    The previous folder is moved aside (``.<name>.old``) before the rename and removed after
+    it, so ``final`` is never a half-written folder: a good artifact is only ever replaced
+    by a complete one.
+    """
+    new, final = Path(new), Path(final)
+    if not new.is_dir():
+        raise FileNotFoundError(f"{new}: the folder to move into {final} does not exist; {final} is left as it was")
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
