@@ -267,7 +267,8 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
                     bits = (_max_bits(model) if quantized
                             else int(art.metadata.get("total_width", recipe.export.hls.width)))
                     fig, lat = hls_figures(_float_twin(model, recipe, name, n_cls, in_ch, d.student_size), name,
-                                           tuple(x_check.shape[1:]), recipe.export.hls, bits, art.path)
+                                           tuple(x_check.shape[1:]), recipe.export.hls, bits, art.path,
+                                           layer_reuse=art.metadata.get("layer_reuse"))
                     fpga.append(fig)
                     fpga_latencies.append(lat)
                     fp = (f", first pixel → decision {fig.first_pixel_to_decision_us:.2f} µs"

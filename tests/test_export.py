@@ -120,3 +120,30 @@ def test_hls_failed_check_is_marked_failed(cells, tmp_path):
     art = hls.export_and_check(_cnn(), "cnn", cells[:30], cells[30:60], tmp_path, cfg, log=lambda s: None)
     assert art.status == "failed" and not art.deployable
     assert art.fidelity.max_abs_diff > 0.1
+
+
+@pytest.mark.hls
+def test_hls_reuse_auto_writes_factors_that_fit_the_part(cells, tmp_path):
+    """The study's student at reuse 1 needs ~3x the KU035's DSPs; 'auto' writes per-layer
+    reuse factors into the project, its C simulation still matches, and the figures fit."""
+    from edgekd.export import hls
+    from edgekd.profile.fpga import hls_figures
+
+    m = _cnn()
+    rf1 = HlsExportConfig(io_type="io_stream", strategy="Resource", width=16, min_agreement=1.0)
+    fig1, _ = hls_figures(m, "cnn", (1, 48, 48), rf1, 16)
+    assert not fig1.details["fits_part"] and fig1.percent["dsp"] > 200
+
+    cfg = rf1.model_copy(update={"reuse_factor": "auto"})
+    art = hls.export_and_check(m, "cnn", cells[:60], cells[60:], tmp_path, cfg, log=lambda s: None)
+    assert art.deployable, art.fidelity.summary() if art.fidelity else art.error
+    reuse = art.metadata["layer_reuse"]
+    assert reuse and all(v > 1 for v in reuse.values())
+    params = (tmp_path / "cnn-hls" / "firmware" / "parameters.h").read_text()
+    for rf in set(reuse.values()):
+        assert f"reuse_factor = {rf};" in params, rf
+    fig, _ = hls_figures(m, "cnn", (1, 48, 48), cfg, art.metadata["total_width"], layer_reuse=reuse)
+    assert fig.details["fits_part"] and fig.percent["dsp"] <= 100
+    assert fig.latency_cycles >= fig1.latency_cycles  # fitting costs cycles, never saves them
+    with pytest.raises(ValueError):
+        HlsExportConfig(reuse_factor=0)

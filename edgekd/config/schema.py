@@ -158,13 +158,23 @@ class HlsExportConfig(Strict):
     backend: Literal["Vitis", "Vivado"] = "Vitis"
     io_type: Literal["io_stream", "io_parallel"] = "io_stream"
     strategy: Literal["Latency", "Resource"] = "Latency"
-    reuse_factor: int = Field(1, ge=1)
+    reuse_factor: Literal["auto"] | int = Field(
+        "auto", description="hls4ml ReuseFactor for every layer, or 'auto': per layer, the fastest factors whose "
+                       "estimated DSPs fit the target part"
+    )
     precision: Literal["auto"] | str = Field(
         "auto", description="'auto' (from observed ranges) or an ap_fixed<W,I> for all layers"
     )
     width: int = Field(16, ge=6, le=32, description="total bits per layer when precision is auto")
     min_agreement: float = Field(0.99, ge=0.0, le=1.0)
     n_check: int = Field(1000, gt=0, description="held-out images for the C-simulation check")
+
+    @field_validator("reuse_factor")
+    @classmethod
+    def _reuse_at_least_one(cls, v: str | int) -> str | int:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be 'auto' or an integer ≥ 1")
+        return v
 
 
 class TensorRTExportConfig(Strict):

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from edgekd.config.schema import HlsExportConfig
-from edgekd.errors import EdgekdError, ToolMissingError
+from edgekd.errors import ConfigError, EdgekdError, ToolMissingError
 from edgekd.export.artifact import Artifact, FidelityRecord
 from edgekd.hwtargets import load_fpga
 from edgekd.runs.atomic import replace_dir, write_json
@@ -147,16 +147,48 @@ def apply_precisions(hc: dict[str, Any], input_type: str, layers: list[LayerPrec
             p.pop("table")
 
 
+def fitted_reuse_factors(model: nn.Module, input_shape: tuple[int, ...], cfg: HlsExportConfig,
+                         bits: int) -> dict[str, int]:
+    """``reuse_factor: auto``: module path → reuse factor, the fastest per-layer factors whose
+    estimated DSPs fit the target part at ``bits`` (empty: reuse 1 everywhere already fits,
+    or no factor among the candidates fits; the figures then say so)."""
+    from edgekd.profile import fpga_estimate as fe
+    from edgekd.profile.first_pixel import fastest_fitting_reuse
+
+    target = load_fpga(cfg.target)
+    layers = fe.layers_from_torch(model, tuple(input_shape))
+    hcfg = fe.HlsConfig(io_type=cfg.io_type, strategy=cfg.strategy, reuse_factor=1, weight_bits=bits, act_bits=bits)
+    if fe.estimate_hls(layers, hcfg, target).dsp <= target.resources.dsp:
+        return {}
+    try:
+        rfs = fastest_fitting_reuse(layers, hcfg, target)
+    except ConfigError:
+        return {}
+    return {k: v for k, v in rfs.items() if v > 1}
+
+
+def _apply_reuse(hc: dict[str, Any], model: nn.Module, layer_reuse: dict[str, int]) -> None:
+    """Write per-layer reuse factors (keyed by module path) into an hls4ml config."""
+    names = fx_names(model)
+    for path, rf in layer_reuse.items():
+        hc["LayerName"][names[path]]["ReuseFactor"] = int(rf)
+
+
+def _base_reuse(cfg: HlsExportConfig) -> int:
+    return 1 if cfg.reuse_factor == "auto" else int(cfg.reuse_factor)
+
+
 def _hls_config(model: nn.Module, input_shape: tuple[int, ...], cfg: HlsExportConfig, width: int,
-                ranges: dict[str, float]):
+                ranges: dict[str, float], layer_reuse: dict[str, int] | None = None):
     import hls4ml
 
     default = "fixed<16,6>" if cfg.precision == "auto" else cfg.precision
     hc = hls4ml.utils.config_from_pytorch_model(
         model, input_shape=input_shape, granularity="name", backend=cfg.backend,
-        default_precision=default, default_reuse_factor=cfg.reuse_factor, channels_last_conversion="full",
+        default_precision=default, default_reuse_factor=_base_reuse(cfg), channels_last_conversion="full",
     )
     hc["Model"]["Strategy"] = cfg.strategy
+    _apply_reuse(hc, model, layer_reuse or {})
     layers: list[LayerPrecision] = []
     if cfg.precision != "auto":
         # one blanket type, as the user asked: every result, weight and bias gets it
@@ -171,10 +203,11 @@ def _hls_config(model: nn.Module, input_shape: tuple[int, ...], cfg: HlsExportCo
     return hc, layers
 
 
-def _convert(model, input_shape, cfg, width, ranges, out_dir: Path, clock_ns: float, part: str):
+def _convert(model, input_shape, cfg, width, ranges, out_dir: Path, clock_ns: float, part: str,
+             layer_reuse: dict[str, int] | None = None):
     import hls4ml
 
-    hc, layers = _hls_config(model, input_shape, cfg, width, ranges)
+    hc, layers = _hls_config(model, input_shape, cfg, width, ranges, layer_reuse)
     hm = hls4ml.converters.convert_from_pytorch_model(
         model, hls_config=hc, output_dir=str(out_dir), backend=cfg.backend, io_type=cfg.io_type,
         part=part, clock_period=clock_ns, project_name="edgekd_student",
@@ -208,7 +241,9 @@ def export_and_check(model: nn.Module, name: str, x_calib: torch.Tensor, x_check
         shutil.rmtree(work, ignore_errors=True)
         t0 = time.perf_counter()
         try:
-            hm, hc, layers = _convert(model, input_shape, cfg, w, ranges, work, fpga.clock_period_ns, fpga.part)
+            reuse = fitted_reuse_factors(model, input_shape, cfg, w) if cfg.reuse_factor == "auto" else {}
+            hm, hc, layers = _convert(model, input_shape, cfg, w, ranges, work, fpga.clock_period_ns, fpga.part,
+                                      reuse)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed artifact
             shutil.rmtree(work, ignore_errors=True)
             return Artifact(name, "fpga-hls", f"hls4ml-{cfg.backend.lower()}", final, None,
@@ -225,15 +260,15 @@ def export_and_check(model: nn.Module, name: str, x_calib: torch.Tensor, x_check
         log(f"  hls4ml {name}: width {w}: {fid.summary()} (compile {compile_s:.1f}s, C-sim {sim_s:.1f}s)")
         if best is not None:
             shutil.rmtree(best[0], ignore_errors=True)
-        best = (work, fid, layers, w)
+        best = (work, fid, layers, w, reuse)
         if fid.passed:
             break
-    work, fid, layers, w = best
+    work, fid, layers, w, reuse = best
     # Replace any previous project only now, with a complete one.
     replace_dir(work, final)
     meta = {
         "backend": cfg.backend, "io_type": cfg.io_type, "strategy": cfg.strategy,
-        "reuse_factor": cfg.reuse_factor, "part": fpga.part, "clock_mhz": fpga.clock_mhz,
+        "reuse_factor": cfg.reuse_factor, "layer_reuse": reuse, "part": fpga.part, "clock_mhz": fpga.clock_mhz,
         "precision_mode": cfg.precision, "total_width": w, "width_search": attempts,
         "layers": [asdict(lp) for lp in layers],
         "input_contract": "float input after normalisation (x/255 - mean)/std, NCHW; "
@@ -351,7 +386,7 @@ def _hls_config_from_layers(model: nn.Module, input_shape: tuple[int, ...], cfg:
 
     hc = hls4ml.utils.config_from_pytorch_model(
         model, input_shape=input_shape, granularity="name", backend=cfg.backend,
-        default_precision="fixed<16,6>", default_reuse_factor=cfg.reuse_factor, channels_last_conversion="full",
+        default_precision="fixed<16,6>", default_reuse_factor=_base_reuse(cfg), channels_last_conversion="full",
     )
     hc["Model"]["Strategy"] = cfg.strategy
     apply_precisions(hc, input_type, layers)

@@ -43,15 +43,18 @@ class FpgaFigures:
 
 
 def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], cfg: HlsExportConfig,
-                bits: int, project: Path | None = None) -> tuple[FpgaFigures, LatencyResult]:
-    """Estimate the hls4ml design that ``cfg`` describes (bits = the chosen total width)."""
+                bits: int, project: Path | None = None,
+                layer_reuse: dict[str, int] | None = None) -> tuple[FpgaFigures, LatencyResult]:
+    """Estimate the hls4ml design that ``cfg`` describes (bits = the chosen total width;
+    ``layer_reuse``: the per-layer reuse factors the project was written with)."""
     from edgekd.profile import fpga_estimate as fe
     from edgekd.profile.first_pixel import stream_first_pixel
 
     target = load_fpga(cfg.target)
     layers = fe.layers_from_torch(model, input_shape)
-    hcfg = fe.HlsConfig(io_type=cfg.io_type, strategy=cfg.strategy, reuse_factor=cfg.reuse_factor,
-                        weight_bits=bits, act_bits=bits)
+    base_rf = 1 if cfg.reuse_factor == "auto" else int(cfg.reuse_factor)
+    hcfg = fe.HlsConfig(io_type=cfg.io_type, strategy=cfg.strategy, reuse_factor=base_rf,
+                        layer_reuse=dict(layer_reuse or {}), weight_bits=bits, act_bits=bits)
     first_pixel = None
     if cfg.io_type == "io_stream" and target.pixel_bus is not None:
         fp, est = stream_first_pixel(layers, hcfg, target, model=name)
@@ -85,7 +88,8 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
             details["fitting_reuse_factors"] = f"none found: {exc.what}"
     fig = FpgaFigures(
         model=name, target="fpga-hls", part=target.part, method="estimated",
-        design=f"hls4ml {cfg.io_type} {cfg.strategy} RF{cfg.reuse_factor}, {bits}-bit",
+        design=(f"hls4ml {cfg.io_type} {cfg.strategy} RF{base_rf}"
+                + (f" (per layer {layer_reuse})" if layer_reuse else "") + f", {bits}-bit"),
         latency_cycles=est.latency_cycles, latency_us=est.latency_us, ii_cycles=est.ii_cycles,
         clock_mhz=est.clock_mhz, resources={"lut": est.lut, "ff": est.ff, "dsp": est.dsp, "bram_36k": est.bram_36k},
         percent=est.percent(), first_pixel_to_decision_us=first_pixel, source=est.source,
