@@ -176,6 +176,11 @@ class HlsExportConfig(Strict):
             raise ValueError("must be 'auto' or an integer ≥ 1")
         return v
 
+    @property
+    def base_reuse_factor(self) -> int:
+        """The reuse factor of every layer not given its own (with 'auto': 1, the fitted ones are per layer)."""
+        return 1 if self.reuse_factor == "auto" else int(self.reuse_factor)
+
 
 class TensorRTExportConfig(Strict):
     """Jetson/TensorRT deploy bundle (FP32 + INT8 QDQ ONNX, build/check/bench scripts)."""

@@ -174,10 +174,6 @@ def _apply_reuse(hc: dict[str, Any], model: nn.Module, layer_reuse: dict[str, in
         hc["LayerName"][names[path]]["ReuseFactor"] = int(rf)
 
 
-def _base_reuse(cfg: HlsExportConfig) -> int:
-    return 1 if cfg.reuse_factor == "auto" else int(cfg.reuse_factor)
-
-
 def _hls_config(model: nn.Module, input_shape: tuple[int, ...], cfg: HlsExportConfig, width: int,
                 ranges: dict[str, float], layer_reuse: dict[str, int] | None = None):
     import hls4ml
@@ -185,7 +181,7 @@ def _hls_config(model: nn.Module, input_shape: tuple[int, ...], cfg: HlsExportCo
     default = "fixed<16,6>" if cfg.precision == "auto" else cfg.precision
     hc = hls4ml.utils.config_from_pytorch_model(
         model, input_shape=input_shape, granularity="name", backend=cfg.backend,
-        default_precision=default, default_reuse_factor=_base_reuse(cfg), channels_last_conversion="full",
+        default_precision=default, default_reuse_factor=cfg.base_reuse_factor, channels_last_conversion="full",
     )
     hc["Model"]["Strategy"] = cfg.strategy
     _apply_reuse(hc, model, layer_reuse or {})
@@ -386,7 +382,7 @@ def _hls_config_from_layers(model: nn.Module, input_shape: tuple[int, ...], cfg:
 
     hc = hls4ml.utils.config_from_pytorch_model(
         model, input_shape=input_shape, granularity="name", backend=cfg.backend,
-        default_precision="fixed<16,6>", default_reuse_factor=_base_reuse(cfg), channels_last_conversion="full",
+        default_precision="fixed<16,6>", default_reuse_factor=cfg.base_reuse_factor, channels_last_conversion="full",
     )
     hc["Model"]["Strategy"] = cfg.strategy
     apply_precisions(hc, input_type, layers)

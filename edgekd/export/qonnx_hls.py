@@ -138,9 +138,9 @@ def hls_config(mw, im: intref.IntModel, cfg: HlsExportConfig) -> dict[str, Any]:
 
     hc = hls4ml.utils.config.config_from_onnx_model(
         mw, granularity="name", backend=cfg.backend, default_precision="fixed<32,16>",
-        default_reuse_factor=1 if cfg.reuse_factor == "auto" else cfg.reuse_factor)
+        default_reuse_factor=cfg.base_reuse_factor)
     hc["Model"]["Strategy"] = cfg.strategy
-    hc["Model"]["ReuseFactor"] = 1 if cfg.reuse_factor == "auto" else cfg.reuse_factor  # LUT-bound: no DSPs to fit
+    hc["Model"]["ReuseFactor"] = cfg.base_reuse_factor  # QAT designs are LUT-bound: no DSPs for auto to fit
     inp = mw.graph.input[0].name
     # the firmware's input port has exactly the input quantizer's grid (the contract)
     hc["LayerName"][inp] = {"Precision": {"result": im.input_spec.ap_type()}}

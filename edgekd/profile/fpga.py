@@ -52,7 +52,7 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
 
     target = load_fpga(cfg.target)
     layers = fe.layers_from_torch(model, input_shape)
-    base_rf = 1 if cfg.reuse_factor == "auto" else int(cfg.reuse_factor)
+    base_rf = cfg.base_reuse_factor
     hcfg = fe.HlsConfig(io_type=cfg.io_type, strategy=cfg.strategy, reuse_factor=base_rf,
                         layer_reuse=dict(layer_reuse or {}), weight_bits=bits, act_bits=bits)
     first_pixel = None
