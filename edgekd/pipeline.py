@@ -68,25 +68,51 @@ def _meta(role: str, arch: str, params: dict, n_classes: int, size: int, seed: i
 
 
 def prepare_run_dir(out: Path, recipe_dump: dict[str, Any], *, resume: bool, overwrite: bool) -> RunDir:
-    """Create the run directory; refuse to touch an existing run unless asked to."""
+    """Create the run directory; refuse to touch an existing run unless asked to, and never
+    delete or resume into a folder that is not an edgekd run. The caller holds its :class:`RunLock`."""
+    from edgekd.runs import guard
+
     run = RunDir(out)
     saved = out / "recipe.json"
+    guard.check_out_path(out)
     if out.exists() and any(out.iterdir()):
         if overwrite:
+            guard.check_replaceable(out)
             shutil.rmtree(out)
         elif not resume:
             raise EdgekdError("run directory already exists", where=str(out),
                               fix="pass --resume to continue it, --out DIR for a new run, or --overwrite to replace it")
-        elif saved.is_file():
-            old = json.loads(saved.read_text())
-            if old != json.loads(json.dumps(recipe_dump, default=str)):
-                raise EdgekdError("run directory was made by a different recipe; refusing to mix results",
-                                  where=str(out), fix="use --out DIR for a new run, or --overwrite to replace it")
+        else:
+            if not guard.is_run_dir(out):
+                raise EdgekdError(f"--resume refused: this folder is not an edgekd run directory "
+                                  f"(it holds {guard.describe_contents(out)})", where=str(out),
+                                  fix="give the folder of an earlier `edgekd run`, or --out DIR for a new run")
+            if saved.exists() or any((out / "checkpoints").glob("*.pt")):  # anything trained must match
+                guard.check_resume(guard.read_saved_recipe(saved), recipe_dump, str(out))
     run.create()
-    for stale in run.root.rglob(".*.tmp"):  # left by a process killed mid-write (atomic writes never expose them)
-        stale.unlink(missing_ok=True)
+    guard.mark(run.root)
+    guard.sweep_stale(run.root)  # left by a process killed mid-write (atomic writes never expose them)
     write_json(saved, recipe_dump)
     return run
+
+
+class _ToolsLog(io.TextIOBase):
+    """stdout of hls4ml/qonnx/da4ml, appended to ``tools.log`` as it comes (a kill loses nothing)."""
+
+    def __init__(self, root: Path):
+        self.root, self._pending = Path(root), ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not self.root.is_dir():  # before the run directory exists
+            self._pending += text
+            return len(text)
+        with open(self.root / "tools.log", "a", encoding="utf-8") as fh:
+            fh.write(self._pending + text)
+        self._pending = ""
+        return len(text)
 
 
 def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool = False,
@@ -98,15 +124,17 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
     hls4ml, qonnx and da4ml print their own progress on stdout: it goes to ``tools.log`` in
     the run directory, not to the console (edgekd's own log goes to stderr and ``run.log``).
     """
-    buf = io.StringIO()
+    from edgekd.distill import distributed as D
+    from edgekd.runs.guard import RunLock
+
+    lock = RunLock(Path(out)).acquire() if D.current().is_main else None
     try:
-        with contextlib.redirect_stdout(buf):
+        with contextlib.redirect_stdout(_ToolsLog(Path(out))):
             return _run_stages(recipe, out, quick=quick, resume=resume, overwrite=overwrite, progress=progress,
                                threads=threads, log=log)
     finally:
-        if buf.getvalue() and Path(out).is_dir():
-            with open(Path(out) / "tools.log", "a", encoding="utf-8") as fh:
-                fh.write(buf.getvalue())
+        if lock is not None:
+            lock.release()
 
 
 def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwrite: bool, progress: bool,
@@ -142,6 +170,10 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
     log(f"[data] {splits.sizes()} classes={splits.class_names} channels={in_ch}")
     data_info = {"source": splits.source, "classes": splits.class_names, "sizes": splits.sizes(),
                  "teacher_size": d.teacher_size, "student_size": d.student_size, **splits.info}
+    if ddp.is_main:
+        from edgekd.runs.guard import check_data, data_fingerprint
+
+        check_data(run.root, data_fingerprint(splits), resume=resume)
     stage_s["data"] = time.perf_counter() - t
 
     models: list[ModelResult] = []

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,6 +179,26 @@ def test_emulator_is_built_at_O0(built_mlp):
     assert EMULATOR_CXX_OPT == "-O0" and " -O0 " in log and " -O " not in log
 
 
+def _live_members(pgid: int) -> list[int]:
+    """PIDs of the process group ``pgid`` that are alive (zombies a PID 1 has not reaped yet do not count)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(int(stat.parent.name))
+    return live
+
+
+def _wait_gone(pgid: int, timeout: float = 10.0) -> list[int]:
+    deadline = time.time() + timeout
+    while (live := _live_members(pgid)) and time.time() < deadline:
+        time.sleep(0.05)
+    return live
+
+
 def test_background_build_can_be_cancelled(tmp_path):
     """A build started in the background is killed with its children; nothing half-built is left."""
     from edgekd.export.rtl import start_emulator_build, generate
@@ -183,16 +206,64 @@ def test_background_build_can_be_cancelled(tmp_path):
     _, net = _student_intnet("mlp")
     design, model = generate(net, tmp_path / "d", load_fpga(KU035))
     build = start_emulator_build(design, model)
-    proc = build.proc
-    assert proc is not None and proc.poll() is None
+    assert build.proc is not None and build.make_pid is not None and _live_members(build.make_pid)
+    workdir = build.workdir
+    assert workdir.is_dir() and " " not in str(workdir)
     build.cancel()
-    assert proc.poll() is not None and build.proc is None
-    with pytest.raises(ProcessLookupError):
-        os.killpg(proc.pid, 0)  # no process of that group is left
-    assert not build.lib.is_file()
+    assert build.proc is None
+    assert _wait_gone(build.make_pid) == []  # no live process of the build's group is left
+    assert not workdir.exists() and not build.lib.is_file() and not (build.lib.parent / "obj_dir").exists()
     build.cancel()  # a second cancel is harmless
     with pytest.raises(EdgekdError, match="cxx_opt"):
         start_emulator_build(design, model, cxx_opt="-O9")
+
+
+def test_build_dies_with_its_parent(tmp_path):
+    """SIGKILL of the edgekd process ends the whole build (make, verilator, g++) and removes its folder."""
+    script = tmp_path / "start.py"
+    script.write_text(f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_rtl import _student_intnet, KU035
+from edgekd.export.rtl import generate, start_emulator_build
+from edgekd.hwtargets import load_fpga
+_, net = _student_intnet("mlp")
+design, model = generate(net, {str(tmp_path / "d")!r}, load_fpga(KU035))
+b = start_emulator_build(design, model)
+print(b.make_pid, b.workdir, flush=True)
+time.sleep(600)
+""")
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pid, workdir = p.stdout.readline().split()
+    time.sleep(1.0)  # make and verilator are running now
+    assert _live_members(int(pid))
+    p.kill()
+    p.wait()
+    assert _wait_gone(int(pid)) == []
+    deadline = time.time() + 10
+    while Path(workdir).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert not Path(workdir).exists()
+
+
+def test_replaced_library_is_rebuilt_not_loaded(built_mlp, tmp_path):
+    """A library that differs from the one built (replaced, truncated) is never loaded: it is rebuilt."""
+    from edgekd.export.rtl import build_emulator, library_verified
+
+    from edgekd.export.rtl import generate
+
+    _, net, x, art, _, out = built_mlp
+    design, model = generate(net, out, load_fpga(KU035))  # the same Verilog: its library is reused
+    lib = Path(out).resolve() / "sim" / f"libedgekd_net_wrapper_{design.verilog_sha256[:16]}.so"
+    assert library_verified(lib)
+    good = lib.read_bytes()
+    bad = lib.with_name("replacement")
+    bad.write_bytes(good[: len(good) // 3])  # truncated: loading it would kill Python with SIGBUS
+    bad.replace(lib)  # a new file (the loaded one stays mapped in this process)
+    assert not library_verified(lib)
+    emu = build_emulator(design, model)
+    assert library_verified(lib)
+    assert np.array_equal(emu(x[:50]), net.forward(x[:50]))
 
 
 def test_yosys_counts_resources(built_mlp):

@@ -411,34 +411,41 @@ EMULATOR_CXX_OPT = "-O0"
 
 @dataclass
 class EmulatorBuild:
-    """A Verilator build running in the background (``make`` in a child process).
+    """A Verilator build running in the background, under :mod:`edgekd.runs.childguard`.
 
     :func:`start_emulator_build` returns at once; :meth:`wait` joins the build and loads the
-    library. The child runs in the design's absolute ``sim`` folder, so work done meanwhile
-    (hls4ml and da4ml change the working directory) cannot disturb it.
+    library. The build runs in a private temporary folder (no spaces for make, no ``obj_dir``
+    left in the run directory, nothing half-built kept); the guard kills it and removes that
+    folder if this process dies. The finished library is copied into ``sim/`` with its
+    SHA-256 beside it (``<lib>.sha256``): a library is loaded only if it matches.
     """
 
     design: RtlDesign
     model: Any = field(repr=False)
     lib: Path
     t0: float
-    proc: subprocess.Popen | None = field(default=None, repr=False)
-    _log_fh: Any = field(default=None, repr=False)
+    proc: subprocess.Popen | None = field(default=None, repr=False)  # the guard
+    make_pid: int | None = None  # leader of the build's process group
+    workdir: Path | None = None
 
     def wait(self) -> RtlEmulator:
         """Block until the library is built; raise with the log's tail if the build failed."""
-        sim = self.lib.parent
         if self.proc is not None:
-            rc = self.proc.wait()
-            self._log_fh.close()
-            self.proc = None
-            log = sim / "build.log"
-            if rc != 0 or not self.lib.is_file():
-                tail = log.read_text(errors="replace")[-2000:]
-                raise EdgekdError(f"Verilator build failed (exit {rc}); last lines:\n{tail}",
-                                  where=f"export.rtl {self.design.name}", fix=f"see the full log in {log}")
-            shutil.rmtree(sim / "obj_dir", ignore_errors=True)  # ~100 MB of objects, not needed once linked
+            rc = self._join()
+            log = self.lib.parent / "build.log"
+            built = self.workdir / "sim" / self.lib.name if self.workdir else None
+            try:
+                if rc != 0 or built is None or not built.is_file():
+                    tail = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
+                    raise EdgekdError(f"Verilator build failed (exit {rc}); last lines:\n{tail}",
+                                      where=f"export.rtl {self.design.name}", fix=f"see the full log in {log}")
+                _install_library(built, self.lib)
+            finally:
+                self._close()
         self.design.build_s = time.perf_counter() - self.t0
+        if not library_verified(self.lib):
+            raise EdgekdError("the emulator library does not match the SHA-256 recorded when it was built; "
+                              "it was not loaded", where=str(self.lib), fix="rerun: it is rebuilt")
         so = ctypes.CDLL(str(self.lib))
         so.inference.argtypes = [ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t,
                                  ctypes.c_size_t]
@@ -447,35 +454,88 @@ class EmulatorBuild:
         out_kif = tuple(int(v) for v in np.max(np.array([_kif(q) for q in comb.out_qint]), axis=0))
         return RtlEmulator(self.design, so, in_kif, out_kif)  # type: ignore[arg-type]
 
+    def _join(self) -> int:
+        line = self.proc.stdout.readline()  # "rc <code>", or nothing if the guard died
+        return int(line.split()[1]) if line.startswith("rc ") else -1
+
+    def _close(self) -> None:
+        """Close the guard's pipe: it kills whatever is left of the build and removes its folder."""
+        if self.proc is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            self.proc.wait()
+            self.proc.stdout.close()
+            self.proc = None
+
     def cancel(self) -> None:
         """Stop a build still running (the run failed elsewhere); a no-op once joined."""
-        if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)  # make and the verilator/g++ it started
-            self.proc.wait()
-            self._log_fh.close()
-            self.proc = None
+        self._close()
+
+
+def library_verified(lib: Path) -> bool:
+    """True if ``lib`` exists and its SHA-256 is the one recorded when it was built."""
+    from edgekd.runs.atomic import sha256_file
+
+    rec = lib.with_name(lib.name + ".sha256")
+    try:
+        return lib.is_file() and rec.read_text().split()[0] == sha256_file(lib)
+    except (OSError, IndexError):
+        return False
+
+
+def _install_library(built: Path, lib: Path) -> None:
+    from edgekd.runs.atomic import atomic_path, sha256_file, write_text
+
+    with atomic_path(lib) as tmp:
+        shutil.copyfile(built, tmp)
+    write_text(lib.with_name(lib.name + ".sha256"), f"{sha256_file(lib)}  {lib.name}\n")
+
+
+def _private_build_dir(design_dir: Path) -> Path:
+    """A copy of the design's ``src`` and ``sim`` sources in a temporary folder without spaces."""
+    import tempfile
+
+    base = Path(tempfile.gettempdir())
+    if " " in str(base):
+        base = Path("/tmp")
+    work = Path(tempfile.mkdtemp(prefix="edgekd-rtl-", dir=base))
+    shutil.copytree(design_dir / "src", work / "src")
+    shutil.copytree(design_dir / "sim", work / "sim",
+                    ignore=shutil.ignore_patterns("obj_dir", "*.so", "*.sha256", "build.log"))
+    return work
 
 
 def start_emulator_build(design: RtlDesign, model: Any, *, jobs: int | None = None,
                          cxx_opt: str = EMULATOR_CXX_OPT) -> EmulatorBuild:
     """Start verilating and compiling the design into a shared library; nothing to do if the
-    library of this exact Verilog exists. ``cxx_opt`` is the g++ ``-O`` level of the library
-    (da4ml's Makefile would use ``-O``)."""
+    verified library of this exact Verilog exists. ``cxx_opt`` is the g++ ``-O`` level of the
+    library (da4ml's Makefile would use ``-O``)."""
+    import sys
+
+    from edgekd.runs import childguard
+
     if cxx_opt not in ("-O0", "-O1", "-O2", "-O3", "-Os", "-O"):
         raise EdgekdError(f"cxx_opt must be a g++ -O flag, got {cxx_opt!r}", where="export.rtl")
     env = verilator_env()
     sim = Path(design.path).resolve() / "sim"
     lib = sim / f"lib{PRJ}_wrapper_{design.verilog_sha256[:16]}.so"
     build = EmulatorBuild(design, model, lib, time.perf_counter())
-    if not lib.is_file():
-        env.update({"VM_PREFIX": f"{PRJ}_wrapper", "STAMP": design.verilog_sha256[:16], "EXTRA_CXXFLAGS": "",
-                    "VERILATOR_FLAGS": "-Wall", "N_JOBS": str(jobs or min(os.cpu_count() or 1, 4))})
-        build._log_fh = open(sim / "build.log", "w")
-        # CFLAGS on make's command line replaces the Makefile's (and the "slow" target's -O)
-        build.proc = subprocess.Popen(["make", "-f", "build_binder.mk", "slow", f"CFLAGS=-std=c++17 -fPIC {cxx_opt}"],
-                                      cwd=sim, env=env, stdout=build._log_fh, stderr=subprocess.STDOUT,
-                                      start_new_session=True)  # its own process group, for cancel()
+    if library_verified(lib):
+        return build
+    for stale in (lib, lib.with_name(lib.name + ".sha256")):  # replaced, truncated or unrecorded: rebuild
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(sim / "obj_dir", ignore_errors=True)  # left by builds before the private folder
+    build.workdir = _private_build_dir(sim.parent)
+    env.update({"VM_PREFIX": f"{PRJ}_wrapper", "STAMP": design.verilog_sha256[:16], "EXTRA_CXXFLAGS": "",
+                "VERILATOR_FLAGS": "-Wall", "N_JOBS": str(jobs or min(os.cpu_count() or 1, 4))})
+    # CFLAGS on make's command line replaces the Makefile's (and the "slow" target's -O)
+    cmd = ["make", "-f", "build_binder.mk", "slow", f"CFLAGS=-std=c++17 -fPIC {cxx_opt}"]
+    build.proc = subprocess.Popen([sys.executable, childguard.__file__, str(sim / "build.log"),
+                                   str(build.workdir / "sim"), str(build.workdir), "--", *cmd],
+                                  env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  start_new_session=True)
+    first = build.proc.stdout.readline()
+    build.make_pid = int(first.split()[1]) if first.startswith("pid ") else None
     return build
 
 

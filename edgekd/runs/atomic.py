@@ -5,6 +5,7 @@ torn write; a crash mid-write leaves the previous good artifact in place.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -13,6 +14,16 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: files are written with the mode ``open()`` would give them (mkstemp's are 0600)
+FILE_MODE = 0o666 & ~_umask()
 
 
 @contextmanager
@@ -27,6 +38,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -81,8 +93,15 @@ def write_json(path: str | Path, obj: Any) -> None:
 def save_torch(path: str | Path, obj: Any) -> None:
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except RuntimeError as exc:  # torch reports a failed write (full disk) as "... unexpected pos ..."
+        if "unexpected pos" not in str(exc) and "failed writing" not in str(exc):
+            raise
+        free = shutil.disk_usage(Path(path).parent).free
+        raise OSError(errno.ENOSPC, f"could not write ({str(exc).splitlines()[0][:120]}); "
+                                    f"{free / 2**20:.0f} MiB free on that disk", str(path)) from None
 
 
 def sha256_file(path: str | Path) -> str:
