@@ -2,11 +2,31 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
 from edgekd.errors import EdgekdError
+
+#: the largest model input `edgekd profile` allocates, in values per sample
+MAX_PROFILE_SAMPLE = 16 << 20
+
+
+def _non_negative_int(text: str) -> int:
+    return _positive_int(str(int(text) + 1)) - 1 if text.lstrip("-").isdigit() else _positive_int(text)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {v}")
+    return v
 
 EPILOG = """examples:
   edgekd run                          # built-in cell-sorting recipe, full run (<20 min on 2 cores)
@@ -48,9 +68,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from edgekd.config import builtin_recipe_path, load_recipe
 
+    from edgekd.pipeline import check_recipe_models
+
     recipe = load_recipe(args.recipe or builtin_recipe_path())
+    in_ch, n_cls = check_recipe_models(recipe)
     print(json.dumps(recipe.model_dump(mode="json"), indent=2))
-    print(f"recipe '{recipe.name}' is valid: {len(recipe.students)} student(s), seeds {recipe.seeds}", file=sys.stderr)
+    print(f"recipe '{recipe.name}' is valid: {len(recipe.students)} student(s), seeds {recipe.seeds}; every model "
+          f"runs on its {in_ch}-channel input ({n_cls} classes)", file=sys.stderr)
     return 0
 
 
@@ -64,40 +88,79 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return _profile_onnx(path, args)
 
 
-def _profile_onnx(path: Path, args: argparse.Namespace) -> int:
+def _onnx_input(path: Path):
+    """A batch-1 random input for the ONNX model's first input, read without its external weights."""
     import numpy as np
     import onnx
-
-    from edgekd.profile import profile_ort
 
     if not path.is_file() or path.suffix != ".onnx":
         raise EdgekdError("expected an existing .onnx file or a run directory", where=str(path),
                           fix="profile the ONNX files under runs/<name>/artifacts/, or pass runs/<name>")
     try:
-        m = onnx.load(str(path))
-    except Exception as exc:  # noqa: BLE001
-        raise EdgekdError(f"cannot read ONNX model: {exc}", where=str(path)) from None
-    dims = [d.dim_value or 1 for d in m.graph.input[0].type.tensor_type.shape.dim]
-    x = np.random.default_rng(0).standard_normal((1, *dims[1:])).astype(np.float32)
+        m = onnx.load(str(path), load_external_data=False)  # the shape is in the graph; weights may be GBs
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds for a damaged file
+        raise EdgekdError(f"cannot read ONNX model: {str(exc).splitlines()[0] if str(exc) else exc!r}",
+                          where=str(path), fix="export the model again (torch.onnx.export)") from None
+    inits = {i.name for i in m.graph.initializer}
+    inputs = [i for i in m.graph.input if i.name not in inits]
+    if not inputs:
+        raise EdgekdError("the ONNX model has no inputs", where=str(path), fix="profile a model that takes an image")
+    t = inputs[0].type.tensor_type
+    if t.elem_type != onnx.TensorProto.FLOAT:
+        kind = onnx.TensorProto.DataType.Name(t.elem_type) if t.elem_type else "not a tensor"
+        raise EdgekdError(f"input '{inputs[0].name}' is {kind}; edgekd profiles float32 image models",
+                          where=str(path), fix="export the model with a float32 input")
+    dims = [d.dim_value or 1 for d in t.shape.dim]
+    n = int(np.prod(dims[1:], dtype=object)) if len(dims) > 1 else 1
+    if n > MAX_PROFILE_SAMPLE:
+        raise EdgekdError(f"input '{inputs[0].name}' has {n:,} values per sample (shape {dims})", where=str(path),
+                          fix=f"edgekd profiles models of up to {MAX_PROFILE_SAMPLE:,} input values per sample")
+    return np.random.default_rng(0).standard_normal((1, *dims[1:])).astype(np.float32)
+
+
+def _profile_onnx(path: Path, args: argparse.Namespace) -> int:
+    from edgekd.profile import profile_ort
+
+    x = _onnx_input(path)
     rows = []
     for bs in args.batch:
-        r = profile_ort(path, path.stem, x, batch_size=bs, runs=args.runs if bs == 1 else max(10, args.runs // 20),
-                        warmup=args.warmup, threads=args.threads)
+        try:
+            r = profile_ort(path, path.stem, x, batch_size=bs, runs=args.runs if bs == 1 else max(10, args.runs // 20),
+                            warmup=args.warmup, threads=args.threads)
+        except EdgekdError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors name the node
+            raise EdgekdError(f"ONNX Runtime cannot run the model at batch {bs}: {str(exc).splitlines()[0][:300]}",
+                              where=str(path), fix="check the model with onnx.checker / onnxruntime") from None
         rows.append(r.to_dict())
         print(f"{path.name} onnxruntime batch {bs}: p50 {r.p50_us:,.1f} µs  p90 {r.p90_us:,.1f}  "
               f"p99 {r.p99_us:,.1f}  ({r.throughput_per_s:,.0f}/s, {r.runs} runs, {r.threads} thread(s), measured)")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        from edgekd.runs.atomic import write_json
+
+        write_json(Path(args.json), rows)
     return 0
 
 
-def _profile_run_dir(root: Path, target: str | None) -> int:
-    """Per student: accuracy, latency (labelled), II, resources and share of the part."""
+def _read_report(root: Path) -> dict:
     rep_path = root / "report.json"
     if not rep_path.is_file():
         raise EdgekdError("no report.json in this folder", where=str(root),
                           fix="give a run directory written by `edgekd run` (runs/<name>)")
-    rep = json.loads(rep_path.read_text())
+    try:
+        rep = json.loads(rep_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise EdgekdError(f"report.json is damaged ({type(exc).__name__})", where=str(rep_path),
+                          fix="rerun the run with --resume to write the report again") from None
+    if not isinstance(rep, dict):
+        raise EdgekdError("report.json does not hold a report", where=str(rep_path),
+                          fix="rerun the run with --resume to write the report again")
+    return rep
+
+
+def _profile_run_dir(root: Path, target: str | None) -> int:
+    """Per student: accuracy, latency (labelled), II, resources and share of the part."""
+    rep = _read_report(root)
     acc = {r["name"]: r for r in rep.get("accuracy", [])}
     if target in ("fpga-hls", "fpga-rtl"):
         rows = [f for f in rep.get("fpga", []) if f["target"] == target]
@@ -174,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="small data, few epochs, one seed (<3 min on 2 cores)")
     r.add_argument("--resume", action="store_true", help="continue an existing run directory from its checkpoints")
     r.add_argument("--overwrite", action="store_true", help="delete an existing run directory first")
-    r.add_argument("--threads", type=int, default=None, help="torch threads for training (default: all cores)")
+    r.add_argument("--threads", type=_positive_int, default=None, help="torch threads for training (default: all cores)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
 
@@ -191,10 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("model", help="an .onnx file or a run directory (runs/<name>)")
     pr.add_argument("--target", choices=["cpu-torch", "onnxruntime", "cuda", "tensorrt", "fpga-hls", "fpga-rtl"],
                     help="with a run directory: which target to show (default: all latency rows)")
-    pr.add_argument("--batch", type=int, nargs="+", default=[1, 256], help="batch sizes (default: 1 256)")
-    pr.add_argument("--runs", type=int, default=1000, help="timed calls at batch 1 (default 1000)")
-    pr.add_argument("--warmup", type=int, default=50, help="untimed calls first (default 50)")
-    pr.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    pr.add_argument("--batch", type=_positive_int, nargs="+", default=[1, 256], help="batch sizes (default: 1 256)")
+    pr.add_argument("--runs", type=_positive_int, default=1000, help="timed calls at batch 1 (default 1000)")
+    pr.add_argument("--warmup", type=_non_negative_int, default=50, help="untimed calls first (default 50)")
+    pr.add_argument("--threads", type=_positive_int, default=1, help="intra-op threads (default 1)")
     pr.add_argument("--json", help="also write the records to this JSON file")
     pr.set_defaults(func=_cmd_profile)
 
@@ -214,14 +277,50 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(args.func(args) or 0)
     except EdgekdError as exc:
         print(f"edgekd: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("edgekd: terminated (SIGTERM); rerun with --resume to continue from the last checkpoint",
+              file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("edgekd: interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `edgekd list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        print(f"edgekd: error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror}\n"
+              f"  -> {USER_OS_ERRORS[exc.errno]}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` runs (background builds stop, locks free)."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+#: operating-system errors that are the user's to fix, with what to do
+USER_OS_ERRORS = {
+    errno.ENOSPC: "free disk space (or choose --out on another disk), then rerun with --resume",
+    errno.EDQUOT: "free disk space within your quota, then rerun with --resume",
+    errno.EROFS: "the folder is on a read-only file system: choose --out on a writable disk",
+    errno.EACCES: "you may not write there: choose another --out or fix the folder's permissions",
+    errno.EPERM: "you may not write there: choose another --out or fix the folder's permissions",
+    errno.ENOTDIR: "a path component is a file, not a folder: choose another path",
+    errno.EISDIR: "a folder is where a file was expected: choose another path",
+}
 
 
 if __name__ == "__main__":

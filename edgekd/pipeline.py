@@ -161,6 +161,7 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
 
     # -- data ---------------------------------------------------------------------------
     log(f"[data] {recipe.data.kind} dataset, classes {recipe.data.classes or 'all'}")
+    check_recipe_models(recipe)  # from the data's headers: nothing trains (or allocates) for a recipe that fails
     splits = build_splits(recipe.data)
     d = recipe.data
     views = {k: PairedViews.from_images(getattr(splits, k), d.teacher_size, d.student_size, d.normalize)
@@ -202,8 +203,8 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
                         desc=f"teacher seed {seed}", progress=progress)
             res_hist, res_s, resumed = res.history, res.seconds, res.resumed_from_epoch
         teacher.eval()
-        acc = accuracy(predict_logits(teacher, views["test"].teacher), views["test"].labels)
-        val = accuracy(predict_logits(teacher, views["val"].teacher), views["val"].labels)
+        acc = _finite_accuracy(teacher, views["test"].teacher, views["test"].labels, f"teacher seed {seed}")
+        val = _finite_accuracy(teacher, views["val"].teacher, views["val"].labels, f"teacher seed {seed}")
         models.append(ModelResult("teacher", "teacher", tc.arch, count_parameters(teacher), seed, acc, val, res_s,
                                   history=res_hist, resumed_from_epoch=resumed))
         trained[("teacher", seed)] = teacher
@@ -222,7 +223,7 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
                     D.barrier()  # rank 0 computes the cache once; the others load its file
                 cache = build_teacher_cache(teacher, views["train"], aug,
                                             path=run.cache / f"teacher-seed{seed}-{aug}.pt", progress=progress,
-                                            taps=teacher_taps_for(terms), feature_dtype=torch.float16)
+                                            taps=teacher_taps_for(terms), feature_dtype=torch.float16, log=log)
                 if ddp.is_main:
                     D.barrier()
                 signals[aug] = TeacherSignal(cache=cache)
@@ -234,8 +235,8 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
         for s in recipe.students:
             student, res = _train_student(s, seed, views, n_cls, in_ch, d.student_size,
                                           signals.get(s.train.augment), run, progress)
-            acc = accuracy(predict_logits(student, views["test"].student), views["test"].labels)
-            val = accuracy(predict_logits(student, views["val"].student), views["val"].labels)
+            acc = _finite_accuracy(student, views["test"].student, views["test"].labels, f"{s.name} seed {seed}")
+            val = _finite_accuracy(student, views["val"].student, views["val"].labels, f"{s.name} seed {seed}")
             models.append(ModelResult(s.name, "student", s.arch, count_parameters(student), seed, acc, val,
                                       res.seconds, loss=[t_.model_dump() for t_ in s.loss], history=res.history,
                                       resumed_from_epoch=res.resumed_from_epoch))
@@ -380,7 +381,8 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
                 f"{a.fidelity.summary() if a.fidelity else a.error}" for a in failed]
     status = "failed" if failed else "ok"
     results = RunResults(recipe.name, status, quick, list(recipe.seeds), data_info, models, artifacts, latencies,
-                         capture_environment(), stage_s, problems, fpga=[f.to_dict() for f in fpga])
+                         capture_environment(), stage_s, problems, fpga=[f.to_dict() for f in fpga],
+                         reference=recipe.reference.model_dump() if recipe.reference else None)
     paths = write_report(results, run.root)
     write_manifest(run, recipe=dump, seeds=list(recipe.seeds), quick=quick, status=status,
                    extra={"artifacts": {f"{a.model}:{a.target}": a.status for a in artifacts}})
@@ -389,6 +391,51 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
         raise FidelityError("; ".join(problems), where=str(run.root),
                             fix="see report.md; failed artifacts are marked and must not be deployed")
     return results
+
+
+def _probe_models(recipe: Recipe, n_cls: int, in_ch: int) -> None:
+    """Every model runs on its input, and the profile batches fit, before anything trains."""
+    from edgekd.nets.probe import check_profile_batches, probe_net
+
+    d = recipe.data
+    if recipe.teacher.checkpoint is None or recipe.needs_teacher:
+        probe_net(recipe.teacher.arch, recipe.teacher.params, num_classes=n_cls, in_channels=in_ch,
+                  input_size=d.teacher_size, where="teacher")
+    for i, s in enumerate(recipe.students):
+        probe_net(s.arch, s.params, num_classes=n_cls, in_channels=in_ch, input_size=d.student_size,
+                  where=f"students[{i}] ({s.name})")
+    check_profile_batches(recipe.profile.batch_sizes, (in_ch, max(d.teacher_size, d.student_size),
+                                                       max(d.teacher_size, d.student_size)), "profile.batch_sizes")
+
+
+def check_recipe_models(recipe: Recipe) -> tuple[int, int]:
+    """``edgekd validate``: probe every model on the recipe's input without loading the images.
+
+    Returns (channels, classes) as read from the data's headers."""
+    from edgekd.data.build import LYMPHOMNIST_CLASSES
+
+    d = recipe.data
+    in_ch, n_cls = 1, len(d.classes) if d.classes else len(LYMPHOMNIST_CLASSES)
+    if d.kind == "npz":
+        from edgekd.data.npz import npz_header
+
+        in_ch, found = npz_header(d.path)
+        n_cls = len(d.classes) if d.classes else found
+    _probe_models(recipe, n_cls, in_ch)
+    return in_ch, n_cls
+
+
+def _finite_accuracy(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, what: str) -> float:
+    """Accuracy of ``model`` on ``x``; a model whose outputs are NaN/Inf is an error, not a score."""
+    from edgekd.errors import TrainingError
+
+    logits = predict_logits(model, x)
+    bad = int((~torch.isfinite(logits)).any(1).sum())
+    if bad:
+        raise TrainingError(f"the model outputs NaN or Inf for {bad} of {len(x)} images", where=what,
+                            fix="a loaded checkpoint may be damaged, or training diverged: retrain it, or check "
+                                "the data for NaN/Inf")
+    return accuracy(logits, labels)
 
 
 def _train_student(s: StudentConfig, seed: int, views, n_cls: int, in_ch: int, size: int,

@@ -1,6 +1,7 @@
 """Load a recipe from YAML, validate it, resolve paths, report errors by dotted key."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ from pydantic import ValidationError
 from edgekd.config.schema import Recipe
 from edgekd.errors import ConfigError, EdgekdError
 
+MAX_RECIPE_BYTES = 1 << 20
+MAX_RECIPE_NODES = 100_000
 BUILTIN_RECIPES = Path(__file__).resolve().parents[2] / "models"
 
 
@@ -69,10 +72,13 @@ def parse_recipe(data: Any, *, source: str = "<recipe>", base_dir: Path | None =
             where=source,
             fix="a recipe is a YAML mapping with keys like name, data, teacher, students",
         )
+    _check_finite(data, source)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, source) from None
+    except RecursionError:
+        raise ConfigError("recipe is nested too deeply (a recursive YAML alias?)", where=source) from None
     _resolve_paths(recipe, base_dir or Path.cwd())
     _check_registries(recipe, source)
     return recipe
@@ -87,12 +93,19 @@ def load_recipe(path: str | Path) -> Recipe:
             where=str(path),
             fix="give the path of a YAML recipe, or omit it to use the built-in cellsort recipe",
         )
+    if path.stat().st_size > MAX_RECIPE_BYTES:
+        raise ConfigError(f"recipe file is {path.stat().st_size:,} bytes; a recipe is at most {MAX_RECIPE_BYTES:,}",
+                          where=str(path), fix="is this the right file? A recipe is a short YAML mapping")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read recipe: {exc}", where=str(path)) from None
     try:
+        _check_expanded_size(yaml.compose(text, Loader=yaml.SafeLoader), str(path))
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError("recipe is nested too deeply", where=str(path),
+                          fix="a recipe is a few levels of mappings and lists") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -101,6 +114,41 @@ def load_recipe(path: str | Path) -> Recipe:
             f"malformed YAML: {problem}", where=loc, fix="fix the YAML syntax at that line"
         ) from None
     return parse_recipe(data, source=str(path), base_dir=path.parent.resolve())
+
+
+def _check_expanded_size(node: Any, source: str) -> None:
+    """Refuse YAML whose aliases expand to more than :data:`MAX_RECIPE_NODES` nodes (an alias bomb)."""
+    memo: dict[int, int] = {}
+
+    def size(n: Any) -> int:
+        if id(n) in memo:
+            return memo[id(n)]
+        memo[id(n)] = 1  # a recursive alias counts once
+        if isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(c) for c in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        else:
+            total = 1
+        memo[id(n)] = min(total, MAX_RECIPE_NODES + 1)
+        return memo[id(n)]
+
+    if node is not None and size(node) > MAX_RECIPE_NODES:
+        raise ConfigError(f"recipe expands to more than {MAX_RECIPE_NODES:,} values through YAML aliases",
+                          where=source, fix="write the recipe out plainly; a recipe has a few hundred values")
+
+
+def _check_finite(data: Any, source: str, where: str = "") -> None:
+    """NaN and Inf are never a valid setting, also inside free-form ``params``."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise ConfigError(f"{where or '<recipe>'}: {data} is not a valid value", where=source,
+                          fix="give a finite number")
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _check_finite(v, source, f"{where}.{k}" if where else str(k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _check_finite(v, source, f"{where}[{i}]")
 
 
 def _resolve_paths(recipe: Recipe, base: Path) -> None:
@@ -160,5 +208,5 @@ def _check_registries(recipe: Recipe, source: str) -> None:
         raise ConfigError(
             "recipe is invalid:\n" + "\n".join(problems),
             where=source,
-            fix="use one of the valid names listed",
+            fix="correct the entries above (where a name is unknown, the valid ones are listed)",
         )

@@ -12,7 +12,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", frozen=False, protected_namespaces=(), allow_inf_nan=False)
+
+
+#: bounds on what a recipe may declare, checked before anything is allocated
+MAX_IMAGE_SIDE = 4096
+MAX_SYNTHETIC_SAMPLES = 1_000_000
+MAX_BATCH = 65536
+
+
+def _unique_seeds(v: list[int]) -> list[int]:
+    dup = sorted({s for s in v if v.count(s) > 1})
+    if dup:
+        raise ValueError(f"seeds must be distinct (repeated: {dup}); a repeated seed is the same run counted twice")
+    return v
 
 
 class SplitConfig(Strict):
@@ -32,9 +45,9 @@ class SplitConfig(Strict):
 class SyntheticConfig(Strict):
     """Built-in bright-field lymphocyte generator (LymphoMNIST format)."""
 
-    n_train: int = Field(9000, gt=0)
-    n_val: int = Field(1500, gt=0)
-    n_test: int = Field(3000, gt=0)
+    n_train: int = Field(9000, gt=0, le=MAX_SYNTHETIC_SAMPLES)
+    n_val: int = Field(1500, gt=0, le=MAX_SYNTHETIC_SAMPLES)
+    n_test: int = Field(3000, gt=0, le=MAX_SYNTHETIC_SAMPLES)
     seed: int = 1234
     difficulty: float = Field(1.0, gt=0.0, description="scales class-overlap; >1 is harder")
     label_noise: float = Field(
@@ -54,8 +67,8 @@ class DataConfig(Strict):
     classes: list[str] | None = Field(
         None, description="class filter by name, in output order (e.g. [B, T4])"
     )
-    teacher_size: int = Field(64, ge=8)
-    student_size: int = Field(48, ge=8)
+    teacher_size: int = Field(64, ge=8, le=MAX_IMAGE_SIDE)
+    student_size: int = Field(48, ge=8, le=MAX_IMAGE_SIDE)
     normalize: NormalizeConfig = NormalizeConfig()
     split: SplitConfig = SplitConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
@@ -81,7 +94,7 @@ class OptimConfig(Strict):
 
 class TrainConfig(Strict):
     epochs: int = Field(10, gt=0)
-    batch_size: int = Field(128, gt=0)
+    batch_size: int = Field(128, gt=0, le=MAX_BATCH)
     optim: OptimConfig = OptimConfig()
     augment: Literal["none", "dihedral"] = "dihedral"
 
@@ -229,23 +242,33 @@ class ProfileConfig(Strict):
     @field_validator("batch_sizes")
     @classmethod
     def _positive(cls, v: list[int]) -> list[int]:
-        if not v or any(b <= 0 for b in v):
-            raise ValueError("batch_sizes must be positive integers")
+        if not v or any(b <= 0 or b > MAX_BATCH for b in v):
+            raise ValueError(f"batch_sizes must be integers from 1 to {MAX_BATCH}")
         return v
 
 
 class QuickConfig(Strict):
     """What ``--quick`` overrides: small data, few epochs, fewer timed calls."""
 
-    n_train: int = 1000
-    n_val: int = 300
-    n_test: int = 600
-    teacher_epochs: int = 3
-    student_epochs: int = 4
-    seeds: list[int] = [0]
+    n_train: int = Field(1000, gt=0, le=MAX_SYNTHETIC_SAMPLES)
+    n_val: int = Field(300, gt=0, le=MAX_SYNTHETIC_SAMPLES)
+    n_test: int = Field(600, gt=0, le=MAX_SYNTHETIC_SAMPLES)
+    teacher_epochs: int = Field(3, ge=1, description="an untrained model is no result")
+    student_epochs: int = Field(4, ge=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     profile_runs: int = Field(200, ge=1)
     large_batch_runs: int = Field(3, ge=3)
-    hls_n_check: int = 200
+    hls_n_check: int = Field(200, gt=0)
+
+    _seeds = field_validator("seeds")(classmethod(lambda cls, v: _unique_seeds(v)))
+
+
+class ReferenceConfig(Strict):
+    """A measured figure the report compares the FPGA students with (only where a recipe names one)."""
+
+    name: str = Field(description="what it is, e.g. 'the study's FPGA'")
+    first_pixel_to_decision_us: float = Field(gt=0.0)
+    source: str = ""
 
 
 class Recipe(Strict):
@@ -258,6 +281,9 @@ class Recipe(Strict):
     export: ExportConfig = ExportConfig()
     profile: ProfileConfig = ProfileConfig()
     quick: QuickConfig = QuickConfig()
+    reference: ReferenceConfig | None = None
+
+    _seeds = field_validator("seeds")(classmethod(lambda cls, v: _unique_seeds(v)))
 
     @model_validator(mode="after")
     def _unique_students(self) -> "Recipe":

@@ -98,6 +98,11 @@ def build_splits(cfg: DataConfig, *, sizes: dict[str, int] | None = None) -> Dat
         if len(s) == 0:
             raise DataError(f"the {split} split is empty", where="data",
                             fix="use more data or smaller split.val/split.test fractions")
+    present = np.unique(np.concatenate([splits.train.labels, splits.val.labels, splits.test.labels]))
+    if splits.num_classes < 2 or len(present) < 2:
+        raise DataError(f"the data has {len(present)} class(es) ({[splits.class_names[i] for i in present]}); "
+                        "a classifier needs at least two", where="data",
+                        fix="check the labels and data.classes: accuracy on one class is always 100 %")
     counts = np.bincount(splits.train.labels, minlength=splits.num_classes)
     if (counts == 0).any():
         missing = [splits.class_names[i] for i in np.nonzero(counts == 0)[0]]

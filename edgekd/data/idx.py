@@ -98,5 +98,21 @@ def read_lymphomnist(folder: str | Path) -> dict[str, tuple[np.ndarray, np.ndarr
                 f"{split}: {images.shape[0]} images but labels of shape {labels.shape}",
                 where=str(folder), fix="images and labels files must belong together",
             )
-        out[split] = (images, labels.astype(np.int64))
+        out[split] = (images, integer_labels(labels, f"{folder}: {split} labels"))
     return out
+
+
+def integer_labels(y: np.ndarray, where: str) -> np.ndarray:
+    """Labels as int64; fractional, NaN or Inf labels are refused, never truncated."""
+    y = np.asarray(y)
+    if np.issubdtype(y.dtype, np.integer):
+        return y.astype(np.int64)
+    if np.issubdtype(y.dtype, np.floating):
+        bad = ~np.isfinite(y) | (y != np.round(np.nan_to_num(y)))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(f"labels must be whole numbers; {int(bad.sum())} are not (the first, #{i}, is {float(y[i])})",
+                            where=where, fix="store class indices 0..C-1 as integers")
+        return y.astype(np.int64)
+    raise DataError(f"labels must be integers, got dtype {y.dtype}", where=where,
+                    fix="store class indices 0..C-1 as integers")

@@ -5,12 +5,41 @@ integer labels 0..C-1) and optionally ``classes`` (C names).
 """
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from edgekd.data.idx import integer_labels
 from edgekd.errors import DataError
+
+
+#: what a dataset file may declare before anything is allocated
+MAX_CLASSES = 10_000
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _check_declared_size(zf: zipfile.ZipFile, member: str, where: str) -> None:
+    """Refuse an array whose header declares more than half of this machine's memory."""
+    try:
+        with zf.open(member) as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(fh, max_header_size=100_000)
+    except (KeyError, ValueError, OSError):
+        return  # np.load reports a damaged member itself
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > _memory_bytes() // 2:
+        raise DataError(f"array '{member[:-4]}' declares shape {shape} ({need / 2**30:,.1f} GiB), more than half "
+                        f"of this machine's memory", where=where,
+                        fix="use a smaller dataset, or split it into several files")
 
 
 def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
@@ -27,8 +56,14 @@ def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str] | None
                     where=str(path),
                     fix="save with np.savez(path, x=images, y=labels, classes=names)",
                 )
+            for k in ("x", "y", "classes"):
+                if k in keys:
+                    _check_declared_size(z.zip, f"{k}.npy", str(path))
             x, y = z["x"], z["y"]
             classes = [str(c) for c in z["classes"]] if "classes" in keys else None
+            if classes is not None and len(classes) > MAX_CLASSES:
+                raise DataError(f"'classes' names {len(classes):,} classes; at most {MAX_CLASSES:,} are supported",
+                                where=str(path))
     except DataError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
@@ -38,6 +73,9 @@ def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str] | None
 
 
 def _check(x: np.ndarray, y: np.ndarray, classes: list[str] | None, where: str):
+    if x.shape[0] == 0:
+        raise DataError("the file holds no images (x has 0 samples)", where=f"{where}: x",
+                        fix="save at least a few images per class")
     if x.ndim not in (3, 4):
         raise DataError(f"x must be N×H×W or N×C×H×W, got shape {x.shape}", where=f"{where}: x")
     if x.ndim == 4 and x.shape[1] not in (1, 3):
@@ -63,12 +101,11 @@ def _check(x: np.ndarray, y: np.ndarray, classes: list[str] | None, where: str):
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise DataError(f"y must have shape ({x.shape[0]},), got {y.shape}", where=f"{where}: y")
-    if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-            y = y.astype(np.int64)
-        else:
-            raise DataError(f"y must hold integer labels, got dtype {y.dtype}", where=f"{where}: y")
+    y = integer_labels(y, f"{where}: y")
     n_classes = len(classes) if classes is not None else int(y.max()) + 1
+    if n_classes > MAX_CLASSES:
+        raise DataError(f"{n_classes:,} classes (labels up to {int(y.max()):,}); at most {MAX_CLASSES:,} are supported",
+                        where=f"{where}: y", fix="labels must be class indices 0..C-1; store the names in 'classes'")
     if y.min() < 0 or y.max() >= n_classes:
         raise DataError(
             f"labels out of range: found {y.min()}..{y.max()}, expected 0..{n_classes - 1}",
@@ -77,3 +114,21 @@ def _check(x: np.ndarray, y: np.ndarray, classes: list[str] | None, where: str):
     if classes is None:
         classes = [str(i) for i in range(n_classes)]
     return x, y.astype(np.int64), classes
+
+
+def npz_header(path: str | Path) -> tuple[int, int]:
+    """(channels, classes) of an NPZ dataset, reading the labels but not the images."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            _check_declared_size(z.zip, "x.npy", str(path))
+            with z.zip.open("x.npy") as fh:
+                major, _ = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, _, _ = read(fh, max_header_size=100_000)
+            y = integer_labels(z["y"], f"{path}: y") if "y.npy" in z.zip.namelist() else np.zeros(0, np.int64)
+            n_cls = len(z["classes"]) if "classes" in z.files else (int(y.max()) + 1 if len(y) else 0)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"cannot read NPZ file: {exc}", where=str(path),
+                        fix="save with np.savez(path, x=images, y=labels, classes=names)") from None
+    return (int(shape[1]) if len(shape) == 4 else 1), n_cls

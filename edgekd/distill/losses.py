@@ -61,6 +61,7 @@ class LossMethod(nn.Module):
     name: ClassVar[str] = ""
     needs_teacher: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
+    positive_params: ClassVar[tuple[str, ...]] = ("tau",)
 
     def __init__(self, **params: Any):
         super().__init__()
@@ -69,6 +70,9 @@ class LossMethod(nn.Module):
             raise ConfigError(f"unknown parameter(s) {bad} for loss '{self.name}'",
                               fix=f"valid parameters: {self.param_names()}")
         self.params = {**self.defaults, **params}
+        for key in self.positive_params:  # a zero temperature divides by zero: refuse it at load time
+            if key in self.params and self.params[key] is not None:
+                self.param(key, positive=True)
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -163,7 +167,7 @@ class HintonKD(LossMethod):
     defaults = {"tau": 4.0}
 
     def forward(self, ctx: LossContext) -> torch.Tensor:
-        return KF.kd_kl(ctx.student_logits, ctx.teacher_logits, float(self.params["tau"]))
+        return KF.kd_kl(ctx.student_logits, ctx.teacher_logits, self.param("tau", positive=True))
 
 
 class CompositeLoss(nn.Module):

@@ -18,7 +18,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -149,8 +149,12 @@ def build_teacher_cache(teacher: nn.Module, views: PairedViews, augment: str, *,
                         path: Path | None = None, progress: bool = False,
                         taps: Iterable[TapSpec] = (), feature_dtype: torch.dtype = torch.float32,
                         max_feature_bytes: int = DEFAULT_MAX_FEATURE_BYTES,
-                        inputs: torch.Tensor | None = None) -> TeacherCache:
+                        inputs: torch.Tensor | None = None,
+                        log: Callable[[str], None] | None = None) -> TeacherCache:
     """Load the cache at ``path`` if its key matches, else compute and save it.
+
+    The cache is derived data: a file that cannot be read safely (truncated, empty, not
+    what edgekd writes, a pickle ``weights_only`` refuses) is rebuilt, and ``log`` says so.
 
     ``taps`` adds teacher features (see :class:`TapSpec`); ``inputs`` replaces
     ``views.teacher`` (a teacher at another resolution, sample-aligned with ``views``).
@@ -164,9 +168,9 @@ def build_teacher_cache(teacher: nn.Module, views: PairedViews, augment: str, *,
     if taps:  # logits-only caches keep their old key
         key += f"-{taps_fingerprint(taps, feature_dtype)}"
     if path is not None and path.is_file():
-        blob = torch.load(path, weights_only=True)
-        if blob.get("key") == key:
-            return TeacherCache(blob["logits"], key, dict(blob.get("features", {})))
+        cached = _load_cache(path, key, (len(x), transforms), log)
+        if cached is not None:
+            return cached
     logits, feats = compute_teacher_outputs(teacher, x, transforms, taps, progress=progress,
                                             feature_dtype=feature_dtype, max_feature_bytes=max_feature_bytes)
     if path is not None:
@@ -175,3 +179,24 @@ def build_teacher_cache(teacher: nn.Module, views: PairedViews, augment: str, *,
             blob["features"] = feats
         save_torch(path, blob)
     return TeacherCache(logits, key, feats)
+
+
+def _load_cache(path: Path, key: str, shape: tuple[int, int],
+                log: Callable[[str], None] | None) -> TeacherCache | None:
+    """The cache at ``path`` if it is readable, of this key and of the right size; else None."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(blob, dict) and blob.get("key") != key:
+            return None  # a cache of another teacher or data: recomputed
+        ok = (isinstance(blob, dict) and isinstance(blob.get("logits"), torch.Tensor)
+              and blob["logits"].ndim == 3 and tuple(blob["logits"].shape[:2]) == shape)
+    except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt, never trusted
+        ok, blob = False, None
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}"
+    else:
+        reason = "not a teacher cache written by edgekd"
+    if not ok:
+        if log is not None:
+            log(f"[cache] {path} is unreadable ({reason}); rebuilding it from the teacher")
+        return None
+    return TeacherCache(blob["logits"], key, dict(blob.get("features", {})))

@@ -13,11 +13,11 @@ def profile_ort(onnx_path: Path, name: str, example: np.ndarray, *, batch_size: 
                 warmup: int, threads: int) -> LatencyResult:
     import onnxruntime as ort
 
-    from edgekd.export.onnx import INPUT_NAME, ort_session
+    from edgekd.export.onnx import ort_session
 
     sess = ort_session(onnx_path, threads=threads)
     x = np.ascontiguousarray(np.repeat(example[:1], batch_size, axis=0))
-    feed = {INPUT_NAME: x}
+    feed = {sess.get_inputs()[0].name: x}  # any model's first input, not only edgekd's own exports
     samples = time_calls(lambda: sess.run(None, feed), runs=runs, warmup=warmup)
     return summarize(samples, model=name, target="onnxruntime", batch_size=batch_size, warmup=warmup,
                      threads=threads, timer="time.perf_counter_ns around session.run",

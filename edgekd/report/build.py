@@ -44,6 +44,7 @@ class RunResults:
     stage_seconds: dict[str, float]
     problems: list[str] = field(default_factory=list)
     fpga: list[dict[str, Any]] = field(default_factory=list)
+    reference: dict[str, Any] | None = None  # the recipe's measured reference figure, if it names one
 
 
 def accuracy_rows(models: list[ModelResult]) -> list[dict[str, Any]]:
@@ -146,6 +147,8 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
         L.append("| model | acc % | target | method | design | latency | II (cycles) | LUT | FF | DSP | BRAM36 | "
                  "% of part (LUT/DSP) | first pixel → decision |")
         L.append("|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
+        ref = res.reference
+        ref_note = f" ({ref['name']}: {ref['first_pixel_to_decision_us']:g} µs measured)" if ref else ""
         for f in res.fpga:
             a = acc_by.get(f["model"])
             pc = f["percent"]
@@ -158,7 +161,7 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
                      f"{f['resources']['dsp']:,} | {f['resources']['bram_36k']:,} | "
                      f"{pc.get('lut', 0):.1f} / {pc.get('dsp', 0):.1f}"
                      f"{'' if f['details'].get('fits_part', True) else ' **does not fit**'} | "
-                     f"{'–' if fp is None else f'{fp:.2f} µs (study: 14.5 µs measured)'} |")
+                     f"{'–' if fp is None else f'{fp:.2f} µs{ref_note}'} |")
         L.append("")
         for f in res.fpga:
             if f["details"].get("refused"):

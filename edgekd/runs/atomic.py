@@ -100,8 +100,8 @@ def save_torch(path: str | Path, obj: Any) -> None:
         if "unexpected pos" not in str(exc) and "failed writing" not in str(exc):
             raise
         free = shutil.disk_usage(Path(path).parent).free
-        raise OSError(errno.ENOSPC, f"could not write ({str(exc).splitlines()[0][:120]}); "
-                                    f"{free / 2**20:.0f} MiB free on that disk", str(path)) from None
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} while writing ({str(exc).splitlines()[0][:120]}); "
+                                    f"{free / 2**10:,.0f} KiB free on that disk", str(path)) from None
 
 
 def sha256_file(path: str | Path) -> str:
