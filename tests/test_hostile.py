@@ -127,12 +127,13 @@ def test_out_naming_a_file_is_refused(tmp_path):
 
 def test_second_process_on_a_live_run_is_refused(tmp_path):
     """Two real processes: --resume and --overwrite on a live run are refused, naming its PID."""
-    r = _recipe(tmp_path, epochs=40)
+    r = _recipe(tmp_path, epochs=5000)  # runs until killed
     out = tmp_path / "live"
     first = start(str(r), "--out", str(out))
     try:
         _wait_for(lambda: (out / "checkpoints" / "teacher-seed0.pt").is_file(), proc=first)
         for flag in ("--resume", "--overwrite"):
+            assert first.poll() is None
             err = cli_error("run", str(r), "--out", str(out), flag, "--no-progress",
                             needles=("in use by another edgekd process", f"PID {first.pid}"))
             assert "wait for it" in err
@@ -141,7 +142,7 @@ def test_second_process_on_a_live_run_is_refused(tmp_path):
         first.kill()
         first.wait()
     # the kernel freed the lock with the killed process: the run resumes (2 epochs are enough now)
-    r.write_text(r.read_text().replace("epochs: 40", "epochs: 2"))
+    r.write_text(r.read_text().replace("epochs: 5000", "epochs: 2"))
     cli_error("run", str(r), "--out", str(out), "--resume", needles=("different recipe", "teacher.train.epochs"))
 
 

@@ -327,3 +327,15 @@ def test_missing_da4ml_is_a_clear_error(monkeypatch):
     net = IntNet("t", (2,), 4, True, [IntDense(np.ones((1, 2), int))])
     with pytest.raises(ToolMissingError, match="da4ml"):
         trace(net)
+
+
+def test_design_in_a_folder_with_spaces_builds(tmp_path):
+    """GNU make cannot build in folders whose path has spaces: the build runs in a private folder."""
+    from edgekd.export.rtl import export_rtl
+
+    im, net = _student_intnet("mlp")
+    x = _codes(im, net.input_shape, 100, 4)
+    out = tmp_path / "my runs" / "cell sorter"
+    art, _ = export_rtl(net, x, out, load_fpga(KU035), inputs_desc="100 random inputs")
+    assert art.deployable and art.fidelity.exact_match_rate == 1.0
+    assert not (out / "sim" / "obj_dir").exists()  # no 100 MB of objects left in the run directory

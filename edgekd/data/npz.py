@@ -131,4 +131,7 @@ def npz_header(path: str | Path) -> tuple[int, int]:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"cannot read NPZ file: {exc}", where=str(path),
                         fix="save with np.savez(path, x=images, y=labels, classes=names)") from None
+    if n_cls > MAX_CLASSES:
+        raise DataError(f"{n_cls:,} classes; at most {MAX_CLASSES:,} are supported", where=f"{path}: y",
+                        fix="labels must be class indices 0..C-1; store the names in 'classes'")
     return (int(shape[1]) if len(shape) == 4 else 1), n_cls
