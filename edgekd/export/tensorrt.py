@@ -14,8 +14,9 @@ The bundle (one folder, copied to the device as is) holds
   every file); ``README.md`` says what to run.
 
 When ``tensorrt`` imports and a CUDA GPU is present, :func:`export_bundle` also builds the
-engines here with the bundle's own ``build_engine.py``, runs ``check.py`` and times them
-with ``bench.sh`` when trtexec exists: the same scripts a Jetson user runs.
+engines on this host with the bundle's own ``build_engine.py``, runs ``check.py`` and times
+them with ``bench.sh`` when trtexec exists: the same scripts a Jetson user runs. They run in
+a copy beside the bundle (``<bundle>-host-build``), never in the folder copied to the device.
 """
 from __future__ import annotations
 
@@ -448,9 +449,7 @@ def _trtexec_for(meta: dict[str, Any], precision: str, major: int, cfg: BundleCo
 
     args = argparse.Namespace(precision=precision, min_batch=cfg.min_batch, opt_batch=cfg.opt_batch,
                               max_batch=cfg.max_batch, workspace_mib=cfg.workspace_mib,
-                              engine=Path(meta["precisions"][precision]["onnx_strongly_typed"].rsplit(".onnx", 1)[0]
-                                          + ".engine"),
-                              timing_cache=Path("timing.cache"), dla_core=None)
+                              engine=Path(mod.engine_name(meta, precision)), timing_cache=None, dla_core=None)
     return mod.trtexec_command(mod.build_plan(meta, args, major))
 
 
@@ -506,42 +505,87 @@ def _run(cmd: list[str], cwd: Path, what: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def build_here(bundle: TensorRTBundle, *, log=None, bench_iterations: int = 2000) -> TensorRTBundle:
-    """Build, golden-check and (with trtexec) time every precision with the bundle's own scripts."""
+def host_build_dir(bundle_root: Path) -> Path:
+    """Where engines built on this machine go: beside the bundle, never inside it.
+
+    The bundle folder is what users copy to a Jetson; an engine built for this host's GPU
+    and TensorRT would be useless (or rejected) there, and check/bench records would be
+    mistaken for the device's.
+    """
+    bundle_root = Path(bundle_root)
+    return bundle_root.parent / f"{bundle_root.name}-host-build"
+
+
+def _fail_artifact(bundle: TensorRTBundle, onnx_name: str, error: str) -> None:
+    for a in bundle.artifacts:
+        if a.path.name == onnx_name:
+            a.error = error
+
+
+def _build_one(bundle: TensorRTBundle, work: Path, p: str, trtexec: str | None, bench_iterations: int,
+               log) -> None:
+    """Build, golden-check and time one precision in ``work``; a failure fails that artifact only."""
     import json
 
     from edgekd.profile.trtexec import latency_from_bench_dir
 
+    info = bundle.metadata["precisions"][p]
+    onnx_name = info["onnx_strongly_typed"]
+    try:
+        _run([sys.executable, "build_engine.py", "--precision", p], work, f"build_engine.py --precision {p}")
+    except EdgekdError as exc:
+        _fail_artifact(bundle, onnx_name, f"TensorRT engine build on this host failed: {exc.message}")
+        log(f"[tensorrt] {p}: engine build failed; other precisions go on ({exc.what})")
+        return
+    bundle.engines[p] = work / _engine_name(bundle.metadata, p)
+    proc = subprocess.run([sys.executable, "check.py", "--precision", p], cwd=work, capture_output=True, text=True)
+    res_path = work / f"check-{p}-tensorrt.json"
+    bundle.golden_checks[p] = (json.loads(res_path.read_text()) if res_path.is_file()
+                               else {"passed": False, "error": proc.stderr.strip()})
+    log(f"[tensorrt] {p}: {proc.stdout.strip() or proc.stderr.strip()}")
+    if proc.returncode != 0:
+        _fail_artifact(bundle, onnx_name, f"engine failed the golden check: {bundle.golden_checks[p]}")
+        return
+    if trtexec is None:
+        return
+    out = work / f"bench-{p}-b1"
+    try:
+        _run(["bash", "bench.sh", "--precision", p, "--no-clocks", "--out", str(out), "--trtexec", trtexec,
+              "--iterations", str(bench_iterations)], work, f"bench.sh --precision {p}")
+        bundle.latencies.append(latency_from_bench_dir(out, model=bundle.model))
+    except EdgekdError as exc:  # timing failed: the engine itself passed its check, so only log it
+        log(f"[tensorrt] {p}: not timed ({exc.what})")
+
+
+def build_here(bundle: TensorRTBundle, *, log=None, bench_iterations: int = 2000,
+               work_dir: Path | None = None) -> TensorRTBundle:
+    """Build, golden-check and (with trtexec) time every precision with the bundle's own scripts.
+
+    The scripts run on a copy of the bundle in ``work_dir`` (default :func:`host_build_dir`),
+    so the bundle folder stays exactly what was exported. One precision failing marks that
+    artifact failed; the others are still built.
+    """
     log = log or (lambda msg: None)
-    root = bundle.root
+    work = Path(work_dir) if work_dir is not None else host_build_dir(bundle.root)
+    shutil.copytree(bundle.root, work, dirs_exist_ok=True)  # engines/caches already there are reused
     trtexec = shutil.which("trtexec") or ("/usr/src/tensorrt/bin/trtexec"
                                           if Path("/usr/src/tensorrt/bin/trtexec").exists() else None)
-    for p, info in bundle.metadata["precisions"].items():
-        _run([sys.executable, "build_engine.py", "--precision", p], root, f"build_engine.py --precision {p}")
-        bundle.engines[p] = root / (info["onnx_strongly_typed"].rsplit(".onnx", 1)[0] + ".engine")
-        proc = subprocess.run([sys.executable, "check.py", "--precision", p], cwd=root, capture_output=True,
-                              text=True)
-        res_path = root / f"check-{p}-tensorrt.json"
-        bundle.golden_checks[p] = (json.loads(res_path.read_text()) if res_path.is_file()
-                                   else {"passed": False, "error": proc.stderr.strip()})
-        log(f"[tensorrt] {p}: {proc.stdout.strip() or proc.stderr.strip()}")
-        if proc.returncode != 0:
-            for a in bundle.artifacts:
-                if a.path.name == info["onnx_strongly_typed"]:
-                    a.error = f"engine failed the golden check: {bundle.golden_checks[p]}"
-            continue
-        if trtexec is not None:
-            out = root / f"bench-{p}-b1"
-            _run(["bash", "bench.sh", "--precision", p, "--no-clocks", "--out", str(out), "--trtexec", trtexec,
-                  "--iterations", str(bench_iterations)], root, f"bench.sh --precision {p}")
-            bundle.latencies.append(latency_from_bench_dir(out, model=bundle.model))
-    import tensorrt as trt
-
-    bundle.message = (f"TensorRT {trt.__version__} engines built in {root} for {sorted(bundle.engines)}; golden check "
-                      + ", ".join(f"{p}: {'pass' if r.get('passed') else 'FAIL'}"
-                                  for p, r in bundle.golden_checks.items())
+    for p in bundle.metadata["precisions"]:
+        _build_one(bundle, work, p, trtexec, bench_iterations, log)
+    _, why = tensorrt_status()
+    failed = sorted(p for p in bundle.metadata["precisions"] if p not in bundle.engines)
+    bundle.message = (f"{why}: engines built in {work} (kept out of the bundle folder {bundle.root}, which is "
+                      f"what goes to the device) for {sorted(bundle.engines)}"
+                      + (f"; build FAILED for {failed}" if failed else "") + "; golden check "
+                      + (", ".join(f"{p}: {'pass' if r.get('passed') else 'FAIL'}"
+                                   for p, r in bundle.golden_checks.items()) or "not run")
                       + ("" if trtexec else "; trtexec not found, not timed"))
     return bundle
+
+
+def _engine_name(meta: dict[str, Any], precision: str) -> str:
+    """``<model>.<precision>.engine``: the name the bundle's scripts use (trt_common.engine_name)."""
+    return f"{meta['model']}.{precision}.engine"
 
 
 __all__ = ["BundleConfig", "TensorRTBundle", "build_here", "export_bundle", "preprocessing_contract",
