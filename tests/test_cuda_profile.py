@@ -340,3 +340,46 @@ def test_gpu_extra_installs_onnxruntime_gpu():
     gpu = meta["optional-dependencies"]["gpu"]
     assert any(d.startswith("onnxruntime-gpu==") for d in gpu), gpu
     assert any(d.startswith("onnxruntime==") for d in meta["dependencies"])  # the CPU build stays the default
+
+
+def test_bench_gpu_dry_run_says_what_it_would_skip_and_why(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_gpu.py"), "--out", str(tmp_path / "o"),
+                        "--dry-run"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    skips = [line for line in r.stdout.splitlines() if line.startswith("would skip: ")]
+    runs = [line for line in r.stdout.splitlines() if line.startswith("would run: ")]
+    assert skips and all(": " in line[len("would skip: "):] for line in skips)  # each with its reason
+    if not HAVE_CUDA:
+        assert any("every GPU measurement: no CUDA GPU is visible to PyTorch" in line for line in skips)
+        assert not any(line.startswith("would run:  cuda:") for line in runs)
+    if not pc.available_ort_gpu_providers():
+        assert any("ONNX Runtime GPU rows skipped" in line and "onnxruntime-gpu" in line for line in skips)
+    if importlib.util.find_spec("tensorrt") is None:
+        assert any(line.startswith("would skip: TensorRT engines: tensorrt is not importable") for line in skips)
+    assert not (tmp_path / "o").exists()  # a dry run writes nothing
+
+
+def test_bench_gpu_section_labels_host_and_device_clocks(tmp_path):
+    """TensorRT rows (trtexec GPU Compute Time: device) and cuda rows (host, with device) side by side."""
+    from edgekd.profile.trtexec import parse_trtexec_log, to_latency_result
+
+    mod = _bench_module()
+    env = {"gpu": "NVIDIA H200", "compute_capability": "9.0", "sm_count": 132, "torch_cuda": "12.8", "cudnn": 91000,
+           "triton": "3.5", "versions": {"torch": "2.13.0"}, "nvidia_smi": {}}
+    cuda_row = _res("cuda-graph", "fp32", 1, 30.0, 35.0)
+    cuda_row.details["device_time"] = {"p50_us": 6.0}
+    ort_row = _res("onnxruntime-cuda", "fp32", 1, 60.0, 70.0)
+    ort_row.details["device_time"] = None
+    log = ("&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec --loadEngine=x --useCudaGraph\n"
+           "[11/28/2026-09:14:03] [I] === Performance summary ===\n[11/28/2026-09:14:03] [I] GPU Compute Time: min = 0.004 ms, max = 0.006 ms, mean = 0.005 ms, median = 0.005 ms, "
+           "percentile(90%) = 0.0055 ms, percentile(95%) = 0.0058 ms, percentile(99%) = 0.006 ms\n")
+    trt_row = to_latency_result(parse_trtexec_log(log), model="s", batch_size=1, environment={"precision": "int8"})
+    assert trt_row.clock == "device" and cuda_row.clock == "host"
+    data = {"environment": env, "results": [r.to_dict() for r in (cuda_row, ort_row, trt_row)], "failures": [],
+            "runs": 2000, "warmup": 200, "output_diffs": {}, "command": "c", "skipped": ["x: because y"]}
+    sec = mod._section(data)
+    assert "| cuda-graph | fp32 | host | 30.0 |" in sec and "| 30.0 | 6.0 |" in sec  # both clocks given
+    assert "| tensorrt (trtexec) | int8 | device | 5.0 |" in sec and "| — | 5.0 |" in sec
+    assert "| onnxruntime-cuda | fp32 | host | 60.0 |" in sec and "| 60.0 | — |" in sec and "nan" not in sec
+    assert "Fastest at batch 1 (host time): **cuda-graph fp32, p50 30.0 µs**" in sec  # not the 5 µs device figure
+    assert "Skipped: x: because y" in sec
