@@ -565,3 +565,24 @@ def test_host_engine_builds_stay_out_of_the_bundle_and_fail_one_artifact(bundle,
     assert "engine build on this host failed" in status["onnx-fp16"].error and not status["onnx-fp16"].deployable
     assert status["onnx-fp32"].deployable and status["onnx-qdq"].deployable
     assert "build FAILED for ['fp16']" in b.message and "kept out of the bundle folder" in b.message
+
+
+def test_bundle_says_which_precision_is_fastest_where_measured(bundle):
+    """ONNX Runtime's CPU runs the Q/DQ student slower than FP32 (issue 16: 3.4-5×); the bundle
+    must not leave a reader assuming INT8 is faster everywhere. The figures are measured at export."""
+    speeds = bundle.metadata["onnxruntime_cpu_latency"]
+    rows = speeds["precisions"]
+    assert set(rows) == {"fp32", "fp16", "int8"} and all(v["p50_us"] > 0 for v in rows.values())
+    assert speeds["threads"] == 1 and speeds["batch"] == 1 and speeds["runs"] == 300 and speeds["clock"] == "host"
+    assert speeds["fastest"] == min(rows, key=lambda k: rows[k]["p50_us"])
+    readme = (bundle.root / "README.md").read_text()
+    section = readme.split("### Which precision is fastest where", 1)[1]
+    assert speeds["statement"] in section
+    for p, v in rows.items():
+        assert f"{p} {v['p50_us']:,.1f} µs" in section
+    assert f"fastest there: {speeds['fastest']}" in section and "bench.sh --precision" in section
+    if speeds["fastest"] != "int8":
+        ratio = rows["int8"]["p50_us"] / rows[speeds["fastest"]]["p50_us"]
+        assert f"{ratio:.1f}× slower than {speeds['fastest']}" in section and "it is for TensorRT" in section
+    qdq = [a for a in bundle.artifacts if a.format == "onnx-qdq"][0]
+    assert qdq.metadata["onnxruntime_cpu_p50_us"] == rows["int8"]["p50_us"]

@@ -65,6 +65,7 @@ class BundleConfig:
     n_golden: int = 64
     n_calib: int = 512
     fp32_atol: float = 1e-4  # ONNX Runtime vs PyTorch, float32
+    speed_runs: int = 300  # ONNX Runtime CPU timing of each ONNX file at export (0: skip)
 
     def validate(self) -> None:
         bad = sorted(set(self.precisions) - set(PRECISIONS))
@@ -208,6 +209,47 @@ def _select_golden(refs: list[np.ndarray], tols: list[float], n: int) -> np.ndar
     score = np.min(np.stack([_margin(r) / max(4 * t, 1e-12) for r, t in zip(refs, tols)]), axis=0)
     order = np.argsort(-score, kind="stable")
     return np.sort(order[:n])
+
+
+def ort_cpu_speeds(files: dict[str, Path], example: np.ndarray, *, runs: int = 300) -> dict[str, Any]:
+    """Each precision's ONNX file timed on ONNX Runtime's CPU provider: one thread, batch 1.
+
+    Written into the bundle so nobody has to assume which precision is fastest: ONNX Runtime
+    runs the Q/DQ graph with its own integer kernels, which on a CPU and a student this small
+    are slower than FP32 (issue 16 measured 3.4-5×); TensorRT's INT8 tensor-core kernels are a
+    different matter and are measured on the device with bench.sh.
+    """
+    from edgekd.profile.environment import capture
+    from edgekd.profile.onnxruntime import profile_ort
+
+    rows: dict[str, dict[str, Any]] = {}
+    for p, path in files.items():
+        r = profile_ort(path, p, example[:1], batch_size=1, runs=runs, warmup=max(10, runs // 10), threads=1)
+        rows[p] = {"p50_us": round(r.p50_us, 1), "p90_us": round(r.p90_us, 1), "p99_us": round(r.p99_us, 1),
+                   "file": path.name}
+    import onnxruntime as ort
+
+    env = capture()
+    return {"runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
+            "host": env.get("cpu") or env.get("os"), "threads": 1, "batch": 1, "runs": runs,
+            "clock": "host", "precisions": rows, "fastest": min(rows, key=lambda k: rows[k]["p50_us"])}
+
+
+def speed_statement(speeds: dict[str, Any]) -> str:
+    """One sentence: which precision is fastest on ONNX Runtime CPU here, and what the Q/DQ file is for."""
+    rows = speeds["precisions"]
+    fast = speeds["fastest"]
+    figures = ", ".join(f"{p} {v['p50_us']:,.1f} µs" for p, v in rows.items())
+    text = (f"Measured at export with {speeds['runtime']} ({speeds['threads']} thread, batch {speeds['batch']}, "
+            f"p50 of {speeds['runs']} runs): {figures}; fastest there: {fast}.")
+    if "int8" in rows and fast != "int8":
+        ratio = rows["int8"]["p50_us"] / rows[fast]["p50_us"]
+        text += (f" The INT8 Q/DQ file is {ratio:.1f}× slower than {fast} on ONNX Runtime's CPU provider: it is "
+                 "for TensorRT (INT8 kernels on the GPU/DLA), not a faster CPU model.")
+    elif "int8" in rows:
+        text += " The INT8 Q/DQ file is written for TensorRT; it happens to be fastest on this CPU too."
+    return text + (" Which precision is fastest on the Jetson is measured there, not assumed: "
+                   "bash bench.sh --precision int8|fp16|fp32.")
 
 
 # --------------------------------------------------------------------------------------
@@ -374,6 +416,12 @@ def export_bundle(model: nn.Module, name: str, *, x_calib: torch.Tensor, x_check
         "targets": [_target_entry(j) for j in jetsons],
         "fidelity": {a.format: (a.fidelity.__dict__ if a.fidelity else None) for a in artifacts},
     }
+    if cfg.speed_runs > 0:
+        ok_files = {p: out_dir / precisions[p]["onnx_strongly_typed"] for p in precisions
+                    if precisions[p]["status"] == "ok"}
+        meta["onnxruntime_cpu_latency"] = ort_cpu_speeds(ok_files, x_check.numpy(), runs=cfg.speed_runs)
+        meta["onnxruntime_cpu_latency"]["statement"] = speed_statement(meta["onnxruntime_cpu_latency"])
+        log(f"[tensorrt] {name}: {meta['onnxruntime_cpu_latency']['statement']}")
     for p, info in precisions.items():
         for major in (8, 10, 11):
             info.setdefault("trtexec", {})[f"tensorrt{major}"] = " ".join(
@@ -387,6 +435,9 @@ def export_bundle(model: nn.Module, name: str, *, x_calib: torch.Tensor, x_check
         if a.path.name in files:
             m = onnx.load(str(a.path))
             a.metadata.update({"sha256": files[a.path.name], "ir_version": int(m.ir_version)})
+            speed = meta.get("onnxruntime_cpu_latency", {}).get("precisions", {}).get(fmt_precision.get(a.format))
+            if speed is not None:
+                a.metadata["onnxruntime_cpu_p50_us"] = speed["p50_us"]  # 1 thread, batch 1, this host
     write_json(out_dir / "metadata.json", meta)
     write_text(out_dir / "README.md", _readme(meta, jetsons))
     for a in artifacts:
@@ -459,6 +510,9 @@ def _readme(meta: dict[str, Any], jetsons) -> str:
     prec = "\n".join(f"- `{p}`: `{v['onnx_strongly_typed']}` vs {v['reference']}, atol {v['tolerance']['atol']:.3g}, "
                      f"rtol {v['tolerance']['rtol']:.3g} ({v['status']})" for p, v in meta["precisions"].items())
     cmd = meta["precisions"][meta["default_precision"]]["trtexec"]
+    speed = (meta["onnxruntime_cpu_latency"]["statement"] if "onnxruntime_cpu_latency" in meta else
+             "Not measured at export. The INT8 Q/DQ file is for TensorRT; on ONNX Runtime's CPU provider it is "
+             "typically slower than FP32. Measure each precision on the device: bash bench.sh --precision P.")
     inp = meta["inputs"][0]
     pre = meta["preprocessing"]
     return f"""# TensorRT bundle: {meta['model']}
@@ -479,6 +533,9 @@ Input `{inp['name']}`: float32 {inp['layout']} {inp['shape']}; {pre.get('formula
 
 ## Precisions
 {prec}
+
+### Which precision is fastest where
+{speed}
 
 ## Expected software
 | module | compute capability | JetPack | TensorRT | CUDA | DLA cores | build |
