@@ -586,3 +586,28 @@ def test_bundle_says_which_precision_is_fastest_where_measured(bundle):
         assert f"{ratio:.1f}× slower than {speeds['fastest']}" in section and "it is for TensorRT" in section
     qdq = [a for a in bundle.artifacts if a.format == "onnx-qdq"][0]
     assert qdq.metadata["onnxruntime_cpu_p50_us"] == rows["int8"]["p50_us"]
+
+
+def test_int8_tolerance_is_derived_in_requantization_flips(bundle):
+    """Issue 16 item 14: the INT8 golden tolerance in units of one requantization flip at the
+    classifier's input (s·max|W|), not only a bare multiple of ONNX Runtime's error."""
+    tol = bundle.metadata["precisions"]["int8"]["tolerance"]
+    d = tol["derivation"]
+    step = d["one_flip"]
+    assert step is not None and step > 0
+    assert tol["atol"] >= d["factor"] * d["ort_int8_max_abs_diff"] and tol["atol"] >= d["min_flips"] * step
+    assert f"{d['ort_int8_max_abs_diff'] / step:.1f} flips" in tol["why"]
+    # ONNX Runtime matching Brevitas exactly on a small check set must not shrink the tolerance to nothing
+    t0 = trtx.int8_tolerance(0.0, step, logit_scale=1e-3)
+    assert t0["atol"] == pytest.approx(trtx.INT8_MIN_FLIPS * step)
+    assert trtx.int8_tolerance(0.0, None, 1.0)["atol"] == pytest.approx(1e-3)  # not measurable: the floor
+    assert "not measurable" in trtx.int8_tolerance(0.0, None, 1.0)["why"]
+
+
+def test_last_layer_step_is_the_classifier_input_scale_times_max_weight(student):
+    m, calib, _ = student
+    twin, _ = qcdq.trt_twin(m, calib)
+    lin = twin[7]
+    expected = float(lin.input_quant.scale()) * float(lin.quant_weight().value.detach().abs().max())
+    assert trtx.last_layer_step(twin) == pytest.approx(expected)
+    assert trtx.last_layer_step(m) is None  # a plain float model has no requantization step
