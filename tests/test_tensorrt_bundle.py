@@ -611,3 +611,35 @@ def test_last_layer_step_is_the_classifier_input_scale_times_max_weight(student)
     expected = float(lin.input_quant.scale()) * float(lin.quant_weight().value.detach().abs().max())
     assert trtx.last_layer_step(twin) == pytest.approx(expected)
     assert trtx.last_layer_step(m) is None  # a plain float model has no requantization step
+
+
+FAKE_TRT_MODULE = '''
+__version__ = "10.3.0"
+class Logger:
+    ERROR = 4
+    def __init__(self, level=None):
+        pass
+class _Engine:
+    def get_tensor_profile_shape(self, name, index):
+        assert name == "input" and index == 0
+        return [(2, 1, 48, 48), (8, 1, 48, 48), (16, 1, 48, 48)]
+class Runtime:
+    def __init__(self, logger):
+        pass
+    def deserialize_cuda_engine(self, data):
+        return _Engine() if data == b"trtexec engine" else None
+'''
+
+
+def test_bench_sh_reads_the_profile_of_an_engine_built_without_build_engine_py(bundle, tmp_path):
+    """No build record (engine from trtexec): the limits come from the engine through TensorRT."""
+    root = _copy(bundle, tmp_path)
+    fake = tmp_path / "fake_trt"
+    fake.mkdir()
+    (fake / "tensorrt.py").write_text(FAKE_TRT_MODULE)
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(fake)}
+    (root / "cnn.int8.engine").write_bytes(b"trtexec engine")
+    r = _run(["bash", "bench.sh", "--batch", "32"], root, env)  # metadata allows 64; the engine 16
+    assert r.returncode == 2 and "outside the engine's profile [2, 16] (from cnn.int8.engine)" in r.stderr
+    r = _run(["bash", "bench.sh", "--batch", "1"], root, env)
+    assert r.returncode == 2 and "[2, 16]" in r.stderr

@@ -54,9 +54,10 @@ done
 [[ -f "$META" ]] || { echo "error: $META missing: run bench.sh from an edgekd bundle folder" >&2; exit 4; }
 
 # Read what we need from metadata.json with python3 (always on JetPack), not jq (often absent).
-# The batch limits come from the engine's build record (<engine>.json, written by build_engine.py
-# with the profile it really built, e.g. after --max-batch 32); metadata.json's profile is only
-# the fallback for an engine built some other way.
+# The batch limits come from the engine: its build record (<engine>.json, written by
+# build_engine.py with the profile it really built, e.g. after --max-batch 32), else the engine
+# itself through TensorRT's get_tensor_profile_shape (an engine built with trtexec);
+# metadata.json's profile only when neither is readable.
 read_meta() {
   python3 - "$META" "$PRECISION" "$BATCH" "$ENGINE" "$HERE" <<'PY'
 import json, os, sys
@@ -73,7 +74,14 @@ try:
     prof = json.load(open(engine + ".json"))["profile"]
     lo, hi, source = int(prof["min"][0]), int(prof["max"][0]), os.path.basename(engine) + ".json"
 except (OSError, ValueError, KeyError, IndexError, TypeError):
-    pass
+    if os.path.isfile(engine):
+        try:
+            import tensorrt as trt
+            eng = trt.Runtime(trt.Logger(trt.Logger.ERROR)).deserialize_cuda_engine(open(engine, "rb").read())
+            shapes = eng.get_tensor_profile_shape(meta["inputs"][0]["name"], 0)
+            lo, hi, source = int(shapes[0][0]), int(shapes[2][0]), os.path.basename(engine)
+        except Exception:  # no TensorRT here, or an engine it cannot load: trtexec will say so
+            pass
 if not lo <= batch <= hi:
     sys.stderr.write("error: --batch %d outside the engine's profile [%d, %d] (from %s)\n" % (batch, lo, hi, source))
     sys.exit(2)
