@@ -494,7 +494,7 @@ def test_cudart_is_found_in_pip_wheels_of_cuda_12_and_13(bundle, tmp_path, monke
     monkeypatch.setattr(ctypes, "CDLL", no_lib)  # nothing on the loader path, as on a pip-only machine
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     monkeypatch.setattr(tc, "_SYSTEM_CUDART_GLOBS", (), raising=False)
-    monkeypatch.setattr(tc, "_site_dirs", lambda: [str(site)])
+    monkeypatch.setattr(tc, "_site_dirs", lambda: [str(site)], raising=False)
     assert tc._find_cudart() == str(site / "nvidia/cu13/lib/libcudart.so.13")  # TensorRT 11's CUDA 13 runtime
     (site / "nvidia/cu13/lib/libcudart.so.13").unlink()
     assert tc._find_cudart() == str(site / "nvidia/cuda_runtime/lib/libcudart.so.12")
