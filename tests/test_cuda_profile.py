@@ -149,7 +149,9 @@ def test_profile_on_gpu_times_every_mode_and_picks_the_fastest():
     assert not prof.failures and len(prof.results) == 4
     assert prof.fastest is not None and prof.fastest.batch_size == 1
     assert all(r.details["device_time"]["p50_us"] > 0 for r in prof.results)
-    assert prof.outputs_max_abs_diff["cuda-graph/fp32"] < 1e-4
+    assert prof.outputs_max_abs_diff["cuda-graph/fp32"] < 1e-4  # TF32 off: true float32
+    assert all(set(r.details["fp32_math"].values()) <= {"ieee", False} for r in prof.results)
+    assert all(r.clock == "host" for r in prof.results)
     assert prof.environment["gpu"] == torch.cuda.get_device_name(0)
 
 

@@ -580,6 +580,10 @@ bash bench.sh                    # trtexec timing; records nvpmodel and jetson_c
 
 Engines depend on the GPU and the TensorRT version: build them on the device, never copy
 them between devices. `check.py --backend onnxruntime` checks the ONNX files without a GPU.
+Engines are written as `{meta['model']}.<precision>.engine`, each with a `.json` build record
+(TensorRT version, GPU, optimization profile) that `bench.sh` reads for the batch limits;
+`check.py` reads them from the engine. Timing caches are kept per GPU and TensorRT version
+(`timing.sm<cc>.trt<version>.cache`).
 
 Input `{inp['name']}`: float32 {inp['layout']} {inp['shape']}; {pre.get('formula', '')}
 (mean {pre.get('mean')}, std {pre.get('std')}). Output `{meta['outputs'][0]['name']}`: logits.
