@@ -371,8 +371,8 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
         if "cuda" in p.targets:
             latencies += _profile_cuda(model, name, x, p, onnx_paths.get(name), log)
         best = [r for r in latencies if r.model == name and r.batch_size == 1 and r.method == "measured"]
-        log(f"[profile] {name}: " + ", ".join(f"{r.target} p50 {r.p50_us:,.1f} µs / p99 {r.p99_us:,.1f} µs"
-                                               for r in best))
+        log(f"[profile] {name}: " + ", ".join(f"{r.target} p50 {r.p50_us:,.1f} µs / p99 {r.p99_us:,.1f} µs "
+                                               f"({r.clock} time)" for r in best))
     stage_s["profile"] = time.perf_counter() - t
 
     # -- report -------------------------------------------------------------------------------

@@ -149,5 +149,239 @@ def test_profile_on_gpu_times_every_mode_and_picks_the_fastest():
     assert not prof.failures and len(prof.results) == 4
     assert prof.fastest is not None and prof.fastest.batch_size == 1
     assert all(r.details["device_time"]["p50_us"] > 0 for r in prof.results)
-    assert prof.outputs_max_abs_diff["cuda-graph/fp32"] < 1e-4
+    assert prof.outputs_max_abs_diff["cuda-graph/fp32"] < 1e-4  # TF32 off: true float32
+    assert all(set(r.details["fp32_math"].values()) <= {"ieee", False} for r in prof.results)
+    assert all(r.clock == "host" for r in prof.results)
     assert prof.environment["gpu"] == torch.cuda.get_device_name(0)
+
+
+# -- issue 16: what the GPU path does, checked on the CPU with stand-ins for CUDA and ORT ----
+
+@pytest.fixture
+def cpu_as_gpu(monkeypatch):
+    """profile_cuda on the CPU: the device is the CPU, CUDA calls are no-ops, and timing only
+    records, per call, the output dtype and the TF32 settings in force."""
+    seen = []
+
+    def fake_time_cuda(fn, *, runs, warmup):
+        out = fn()
+        seen.append((out.dtype, pc.fp32_math_state()))
+        return np.full(runs, 30e-6), np.full(runs, 0.02)
+
+    monkeypatch.setattr(pc, "require_cuda", lambda device=0: None)
+    monkeypatch.setattr(pc, "cuda_environment", lambda device=0: {"gpu": "stand-in"})
+    monkeypatch.setattr(pc, "_device", lambda cfg: torch.device("cpu"), raising=False)
+    monkeypatch.setattr(pc, "time_cuda", fake_time_cuda)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: None)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+    return seen
+
+
+def test_profile_leaves_the_callers_model_untouched(cpu_as_gpu):
+    """It used to cast the caller's model to fp16 in place and back, leaving FP16-rounded weights."""
+    torch.manual_seed(0)
+    m = create_net("cellsort-cnn", num_classes=2, in_channels=1, input_size=48).train()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    cfg = pc.CudaProfileConfig(modes=("eager",), dtypes=("fp32", "fp16"), batch_sizes=(1, 4), runs=10, warmup=1,
+                               large_batch_runs=3, ort_providers=False)
+    prof = pc.profile_cuda(m, "s", torch.randn(1, 1, 48, 48), cfg)
+    assert len(prof.results) == 4 and not prof.failures
+    assert m.training  # not switched to eval mode either
+    for k, v in m.state_dict().items():
+        assert v.dtype == before[k].dtype and v.device.type == "cpu"
+        assert torch.equal(v, before[k]), f"{k} changed by profiling"
+    assert prof.outputs_max_abs_diff["eager/fp32"] < 1e-5 and prof.outputs_max_abs_diff["eager/fp16"] < 5e-2
+
+
+def test_fp32_rows_run_without_tf32_and_the_setting_is_restored(cpu_as_gpu):
+    original = pc.fp32_math_state()
+    m = create_net("cellsort-cnn", num_classes=2, in_channels=1, input_size=48)
+    cfg = pc.CudaProfileConfig(modes=("eager",), dtypes=("fp32", "fp16"), batch_sizes=(1,), runs=10, warmup=1,
+                               ort_providers=False)
+    prof = pc.profile_cuda(m, "s", torch.randn(1, 1, 48, 48), cfg)
+    by_dtype = {dt: state for dt, state in cpu_as_gpu}
+    assert set(by_dtype[torch.float32].values()) <= {"ieee", False}, by_dtype[torch.float32]
+    assert by_dtype[torch.float16] == original  # only fp32 rows change the setting
+    assert pc.fp32_math_state() == original  # restored
+    fp32_row = [r for r in prof.results if r.details["dtype"] == "fp32"][0]
+    assert set(fp32_row.details["fp32_math"].values()) <= {"ieee", False}
+
+
+def test_host_time_loop_has_no_cuda_events_in_it(monkeypatch):
+    """Host latency is timed in its own loop; event records (a few µs each) stay out of it."""
+    import time as _time
+    from types import SimpleNamespace
+
+    trace = []
+
+    class Event:
+        def __init__(self, enable_timing=False):
+            pass
+
+        def record(self):
+            trace.append("record")
+
+        def synchronize(self):
+            trace.append("event-sync")
+
+        def elapsed_time(self, other):
+            return 0.025
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: trace.append("device-sync"))
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: SimpleNamespace(
+        synchronize=lambda: trace.append("stream-sync")))
+    monkeypatch.setattr(_time, "perf_counter_ns", lambda: trace.append("clock") or next(ticks) * 1000)
+    wall, dev = pc.time_cuda(lambda: trace.append("call"), runs=5, warmup=2)
+    assert len(wall) == len(dev) == 5 and np.allclose(dev, 0.025)
+    clocks = [i for i, t in enumerate(trace) if t == "clock"]
+    assert len(clocks) == 10  # one pair per host-timed call
+    for a, b in zip(clocks[::2], clocks[1::2]):
+        assert trace[a + 1 : b] == ["call", "stream-sync"], trace[a : b + 1]
+    assert trace.count("record") == 10 and trace.count("call") == 2 + 5 + 5
+
+
+class _FakeOrt:
+    """An onnxruntime module with GPU providers: sessions record each input shape they run, and
+    ``fallback`` names providers that 'fail to load' (ORT then runs the session on the CPU)."""
+
+    __version__ = "1.31.1-gpu-standin"
+
+    def __init__(self, fallback=()):
+        from types import SimpleNamespace
+
+        self.sessions, self.fallback = [], set(fallback)
+        self.SessionOptions = lambda: SimpleNamespace()
+        self.GraphOptimizationLevel = SimpleNamespace(ORT_ENABLE_ALL=99)
+        self.OrtValue = SimpleNamespace(ortvalue_from_numpy=lambda x, dev, i: SimpleNamespace(shape=x.shape),
+                                        ortvalue_from_shape_and_type=lambda s, t, dev, i: SimpleNamespace(shape=s))
+        ort = self
+
+        class Session:
+            def __init__(self, path, sess_options=None, providers=()):
+                self.requested, self.shapes = providers[0][0], []
+                ort.sessions.append(self)
+
+            def get_providers(self):
+                if self.requested in ort.fallback:
+                    return ["CPUExecutionProvider"]
+                return [self.requested, "CPUExecutionProvider"]
+
+            def get_inputs(self):
+                return [SimpleNamespace(name="input", shape=["batch", 1, 48, 48])]
+
+            def get_outputs(self):
+                return [SimpleNamespace(name="logits", shape=["batch", 2])]
+
+            def io_binding(self):
+                b = SimpleNamespace()
+                b.bind_ortvalue_input = lambda name, v: setattr(b, "x", v)
+                b.bind_ortvalue_output = lambda name, v: setattr(b, "y", v)
+                return b
+
+            def run_with_iobinding(self, b):
+                self.shapes.append(tuple(b.x.shape))
+
+        self.InferenceSession = Session
+
+    @staticmethod
+    def get_available_providers():
+        return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def _ort_cfg():
+    return pc.CudaProfileConfig(batch_sizes=(1, 16, 256), runs=10, warmup=2, large_batch_runs=3)
+
+
+def test_ort_cuda_graphs_get_one_session_per_batch_size(monkeypatch, tmp_path):
+    """One captured CUDA graph per session: a session reused across batch sizes would replay batch 1."""
+    fake = _FakeOrt()
+    monkeypatch.setitem(sys.modules, "onnxruntime", fake)
+    failures, lines = [], []
+    rows = pc.profile_ort_gpu(tmp_path / "m.onnx", "s", np.zeros((1, 1, 48, 48), np.float32), _ort_cfg(),
+                              failures, lines.append)
+    assert not failures and len(rows) == 6
+    assert len(fake.sessions) == 6
+    for sess in fake.sessions:
+        assert len(set(sess.shapes)) == 1, f"{sess.requested} session ran shapes {sorted(set(sess.shapes))}"
+    assert sorted((r.details["mode"], r.batch_size) for r in rows) == sorted(
+        (m, b) for m in ("onnxruntime-tensorrt", "onnxruntime-cuda") for b in (1, 16, 256))
+    assert all(r.details["clock"] == "host" and r.details["device_time"] is None for r in rows)
+
+
+def test_ort_provider_that_fell_back_to_cpu_is_a_failure_not_a_row(monkeypatch, tmp_path):
+    fake = _FakeOrt(fallback={"TensorrtExecutionProvider"})
+    monkeypatch.setitem(sys.modules, "onnxruntime", fake)
+    failures, lines = [], []
+    rows = pc.profile_ort_gpu(tmp_path / "m.onnx", "s", np.zeros((1, 1, 48, 48), np.float32), _ort_cfg(),
+                              failures, lines.append)
+    assert {r.details["mode"] for r in rows} == {"onnxruntime-cuda"}  # no CPU timings labelled TensorRT
+    (f,) = failures
+    assert f.mode == "onnxruntime-tensorrt" and "CPUExecutionProvider instead of TensorrtExecutionProvider" in f.error
+
+
+def test_missing_ort_gpu_providers_are_reported_in_one_line(tmp_path):
+    """The CPU build (what this machine has) gives no GPU rows; the profiler now says why."""
+    import onnxruntime as ort
+
+    if pc.available_ort_gpu_providers():
+        pytest.skip(f"this onnxruntime has GPU providers: {ort.get_available_providers()}")
+    failures, lines = [], []
+    rows = pc.profile_ort_gpu(tmp_path / "m.onnx", "s", np.zeros((1, 1, 48, 48), np.float32), _ort_cfg(),
+                              failures, lines.append)
+    assert rows == [] and failures == []
+    (line,) = lines
+    assert "ONNX Runtime GPU rows skipped" in line and ort.__version__ in line and "onnxruntime-gpu" in line
+
+
+def test_gpu_extra_installs_onnxruntime_gpu():
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    gpu = meta["optional-dependencies"]["gpu"]
+    assert any(d.startswith("onnxruntime-gpu==") for d in gpu), gpu
+    assert any(d.startswith("onnxruntime==") for d in meta["dependencies"])  # the CPU build stays the default
+
+
+def test_bench_gpu_dry_run_says_what_it_would_skip_and_why(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_gpu.py"), "--out", str(tmp_path / "o"),
+                        "--dry-run"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    skips = [line for line in r.stdout.splitlines() if line.startswith("would skip: ")]
+    runs = [line for line in r.stdout.splitlines() if line.startswith("would run: ")]
+    assert skips and all(": " in line[len("would skip: "):] for line in skips)  # each with its reason
+    if not HAVE_CUDA:
+        assert any("every GPU measurement: no CUDA GPU is visible to PyTorch" in line for line in skips)
+        assert not any(line.startswith("would run:  cuda:") for line in runs)
+    if not pc.available_ort_gpu_providers():
+        assert any("ONNX Runtime GPU rows skipped" in line and "onnxruntime-gpu" in line for line in skips)
+    if importlib.util.find_spec("tensorrt") is None:
+        assert any(line.startswith("would skip: TensorRT engines: tensorrt is not importable") for line in skips)
+    assert not (tmp_path / "o").exists()  # a dry run writes nothing
+
+
+def test_bench_gpu_section_labels_host_and_device_clocks(tmp_path):
+    """TensorRT rows (trtexec GPU Compute Time: device) and cuda rows (host, with device) side by side."""
+    from edgekd.profile.trtexec import parse_trtexec_log, to_latency_result
+
+    mod = _bench_module()
+    env = {"gpu": "NVIDIA H200", "compute_capability": "9.0", "sm_count": 132, "torch_cuda": "12.8", "cudnn": 91000,
+           "triton": "3.5", "versions": {"torch": "2.13.0"}, "nvidia_smi": {}}
+    cuda_row = _res("cuda-graph", "fp32", 1, 30.0, 35.0)
+    cuda_row.details["device_time"] = {"p50_us": 6.0}
+    ort_row = _res("onnxruntime-cuda", "fp32", 1, 60.0, 70.0)
+    ort_row.details["device_time"] = None
+    log = ("&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec --loadEngine=x --useCudaGraph\n"
+           "[11/28/2026-09:14:03] [I] === Performance summary ===\n[11/28/2026-09:14:03] [I] GPU Compute Time: min = 0.004 ms, max = 0.006 ms, mean = 0.005 ms, median = 0.005 ms, "
+           "percentile(90%) = 0.0055 ms, percentile(95%) = 0.0058 ms, percentile(99%) = 0.006 ms\n")
+    trt_row = to_latency_result(parse_trtexec_log(log), model="s", batch_size=1, environment={"precision": "int8"})
+    assert trt_row.clock == "device" and cuda_row.clock == "host"
+    data = {"environment": env, "results": [r.to_dict() for r in (cuda_row, ort_row, trt_row)], "failures": [],
+            "runs": 2000, "warmup": 200, "output_diffs": {}, "command": "c", "skipped": ["x: because y"]}
+    sec = mod._section(data)
+    assert "| cuda-graph | fp32 | host | 30.0 |" in sec and "| 30.0 | 6.0 |" in sec  # both clocks given
+    assert "| tensorrt (trtexec) | int8 | device | 5.0 |" in sec and "| — | 5.0 |" in sec
+    assert "| onnxruntime-cuda | fp32 | host | 60.0 |" in sec and "| 60.0 | — |" in sec and "nan" not in sec
+    assert "Fastest at batch 1 (host time): **cuda-graph fp32, p50 30.0 µs**" in sec  # not the 5 µs device figure
+    assert "Skipped: x: because y" in sec

@@ -10,17 +10,23 @@ So the profiler times the same student in several modes and reports the fastest:
 * ``compiled-graph`` — the compiled model captured in a CUDA graph by hand (fewer, fused
   kernels *and* one launch; the mode expected to be fastest at batch 1).
 
-each in fp32 and fp16, at batch 1 and over a throughput sweep of batch sizes. Each timed
-call records host wall time (``perf_counter_ns`` from before the launch to after the
-stream synchronizes: the latency a caller sees) and device time (CUDA events around the
-call), both as p50/p90/p99 after warm-up. The environment (GPU, driver, clocks, versions)
-is captured with every run. ONNX Runtime's CUDA and TensorRT execution providers are timed
-too when the installed onnxruntime has them.
+each in fp32 and fp16, at batch 1 and over a throughput sweep of batch sizes. Each row gives
+host time (``perf_counter_ns`` from before the launch to after the stream synchronizes: the
+latency a caller sees, timed in its own loop with no CUDA events in it) and device time
+(CUDA events around the call, a second loop), both as p50/p90/p99 after warm-up. "fp32"
+rows run with TF32 off (true float32 convolutions and matmuls); the previous setting is
+restored afterwards. The model is profiled on copies: the caller's module is not moved,
+cast or switched to eval mode. The environment (GPU, driver, clocks, versions) is captured
+with every run. ONNX Runtime's CUDA and TensorRT execution providers are timed too when the
+installed onnxruntime has them (one session per batch size, since a captured CUDA graph
+replays one shape; a session that silently fell back to the CPU is reported as a failure).
 
 On a machine without a CUDA GPU every entry point raises :class:`ToolMissingError`.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -163,7 +169,7 @@ def cuda_environment(device: int = 0) -> dict[str, Any]:
         "gpu": p.name, "compute_capability": f"{p.major}.{p.minor}", "sm_count": p.multi_processor_count,
         "gpu_memory_gib": round(p.total_memory / 2**30, 1), "torch_cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(), "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "fp32_math_default": fp32_math_state(),
         "nvidia_smi": nvidia_smi(device),
     })
     try:
@@ -173,6 +179,41 @@ def cuda_environment(device: int = 0) -> dict[str, Any]:
     except ImportError:
         env["triton"] = None
     return env
+
+
+# --------------------------------------------------------------------------------------
+# Float32 math: TF32 off for "fp32" rows
+# --------------------------------------------------------------------------------------
+
+def _tf32_knobs() -> dict[str, tuple[Any, str]]:
+    """The TF32 switches of this torch: the fp32_precision API (torch >= 2.9) or the legacy flags.
+
+    torch refuses to read the legacy flags once the new API was used, so only one is touched.
+    """
+    b = torch.backends
+    conv = getattr(b.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision") and hasattr(b.cuda.matmul, "fp32_precision"):
+        return {"cudnn_conv": (conv, "fp32_precision"), "cuda_matmul": (b.cuda.matmul, "fp32_precision")}
+    return {"cudnn_conv": (b.cudnn, "allow_tf32"), "cuda_matmul": (b.cuda.matmul, "allow_tf32")}
+
+
+def fp32_math_state() -> dict[str, Any]:
+    """The current TF32 settings ("tf32"/"ieee"/"none" with the new API, True/False with the old)."""
+    return {k: getattr(obj, attr) for k, (obj, attr) in _tf32_knobs().items()}
+
+
+@contextlib.contextmanager
+def strict_fp32():
+    """TF32 off inside the block (float32 convolutions and matmuls really in float32), restored after."""
+    knobs = _tf32_knobs()
+    saved = {k: getattr(obj, attr) for k, (obj, attr) in knobs.items()}
+    try:
+        for obj, attr in knobs.values():
+            setattr(obj, attr, "ieee" if attr == "fp32_precision" else False)
+        yield
+    finally:
+        for k, (obj, attr) in knobs.items():
+            setattr(obj, attr, saved[k])
 
 
 # --------------------------------------------------------------------------------------
@@ -221,24 +262,37 @@ def make_runner(model: nn.Module, x: torch.Tensor, mode: str) -> Callable[[], to
 
 
 def time_cuda(fn: Callable[[], object], *, runs: int, warmup: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-call host wall time (s, launch to stream synchronized) and device time (ms, CUDA events)."""
+    """Per-call host wall time (s) and device time (ms), each from its own loop of ``runs`` calls.
+
+    Host loop: ``perf_counter_ns`` before the launch and after the stream synchronizes, nothing
+    else inside (event records cost a few µs on a 20-35 µs figure). Device loop: CUDA events
+    recorded around each call.
+    """
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
-    start = torch.cuda.Event(enable_timing=True)
-    end = torch.cuda.Event(enable_timing=True)
+    stream = torch.cuda.current_stream()
     wall = np.empty(runs, dtype=np.float64)
-    dev = np.empty(runs, dtype=np.float64)
     clock = time.perf_counter_ns
     for i in range(runs):
         t0 = clock()
+        fn()
+        stream.synchronize()
+        wall[i] = (clock() - t0) * 1e-9
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    dev = np.empty(runs, dtype=np.float64)
+    for i in range(runs):
         start.record()
         fn()
         end.record()
         end.synchronize()
-        wall[i] = (clock() - t0) * 1e-9
         dev[i] = start.elapsed_time(end)
     return wall, dev
+
+
+def _device(cfg: CudaProfileConfig) -> torch.device:
+    return torch.device("cuda", cfg.device)
 
 
 def profile_cuda(model: nn.Module, name: str, example: torch.Tensor,
@@ -250,58 +304,64 @@ def profile_cuda(model: nn.Module, name: str, example: torch.Tensor,
     mode's batch-1 output is compared with the CPU fp32 output, so a mode that computes
     something else is visible next to its speed. With ``onnx_path`` ONNX Runtime's CUDA and
     TensorRT providers are timed too when installed. Modes that fail are listed in
-    ``failures`` with their error; the others still run.
+    ``failures`` with their error; the others still run. ``model`` itself is left as it was:
+    every precision runs on its own copy.
     """
     cfg = (config or CudaProfileConfig()).validate()
     require_cuda(cfg.device)
     log = log or (lambda msg: None)
-    dev = torch.device("cuda", cfg.device)
+    dev = _device(cfg)
     torch.cuda.set_device(dev)
     torch.backends.cudnn.benchmark = True  # pick the fastest conv algorithm for these fixed shapes
     env = cuda_environment(cfg.device)
-    model = model.eval()
     with torch.no_grad():
-        ref = model.cpu().float()(example[:1].float()).numpy()
-    results: list[LatencyResult] = []
-    failures: list[ModeFailure] = []
-    diffs: dict[str, float] = {}
+        ref = copy.deepcopy(model).cpu().float().eval()(example[:1].float()).numpy()
+    prof = CudaProfile(name, [], [], env)
     for dtype in cfg.dtypes:
-        m = model.to(dev, dtype=_TORCH_DTYPE[dtype])
-        for bs in cfg.batch_sizes:
-            x = example[:1].repeat(bs, *([1] * (example.ndim - 1))).to(dev, dtype=_TORCH_DTYPE[dtype]).contiguous()
-            runs, warm = cfg.runs_for(bs)
-            for mode in cfg.modes:
-                torch._dynamo.reset()  # each compiled mode compiles for its own dtype/shape
-                try:
-                    with torch.inference_mode():
-                        fn = make_runner(m, x, mode)
-                        out = fn()
-                        torch.cuda.synchronize()
-                        if bs == 1:
-                            diffs[f"{mode}/{dtype}"] = float(np.abs(out.float().cpu().numpy() - ref).max())
-                        wall, devt = time_cuda(fn, runs=runs, warmup=warm)
-                except Exception as exc:  # noqa: BLE001 - one mode failing must not hide the others
-                    failures.append(ModeFailure(mode, dtype, bs, f"{type(exc).__name__}: {str(exc)[:300]}"))
-                    log(f"[cuda] {name} {mode}/{dtype} batch {bs}: failed ({type(exc).__name__})")
-                    continue
-                details = {"mode": mode, "dtype": dtype, "device_time": device_stats(devt), "gpu": env["gpu"],
-                           "torch": torch.__version__, "cuda": torch.version.cuda}
-                r = summarize(wall, model=name, target="cuda", batch_size=bs, warmup=warm, threads=None,
-                              timer="host perf_counter_ns from launch to stream sync; device time from CUDA events",
-                              details=details)
-                results.append(r)
-                log(f"[cuda] {name} {mode}/{dtype} batch {bs}: p50 {r.p50_us:,.1f} µs host, "
-                    f"{details['device_time']['p50_us']:,.1f} µs device, {r.throughput_per_s:,.0f} /s")
-    model.cpu().float()
+        m = copy.deepcopy(model).to(dev, dtype=_TORCH_DTYPE[dtype]).eval()
+        with (strict_fp32() if dtype == "fp32" else contextlib.nullcontext()):
+            for bs in cfg.batch_sizes:
+                x = example[:1].repeat(bs, *([1] * (example.ndim - 1))).to(dev, dtype=_TORCH_DTYPE[dtype])
+                for mode in cfg.modes:
+                    _profile_mode(prof, m, x.contiguous(), mode, dtype, cfg, ref, log)
+        del m
     if onnx_path is not None and cfg.ort_providers:
-        for r in profile_ort_gpu(onnx_path, name, example.numpy(), cfg, failures, log):
-            results.append(r)
-    best = fastest(results, batch_size=1)
+        prof.results += profile_ort_gpu(onnx_path, name, example.numpy(), cfg, prof.failures, log)
+    prof.fastest = best = fastest(prof.results, batch_size=1)
     if best is not None:
         log(f"[cuda] {name}: fastest at batch 1 is {best.details.get('mode', best.target)}/"
-            f"{best.details.get('dtype', '')} at p50 {best.p50_us:,.1f} µs (p99 {best.p99_us:,.1f} µs) "
+            f"{best.details.get('dtype', '')} at p50 {best.p50_us:,.1f} µs host (p99 {best.p99_us:,.1f} µs) "
             f"on {env['gpu']}")
-    return CudaProfile(name, results, failures, env, best, diffs)
+    return prof
+
+
+def _profile_mode(prof: CudaProfile, m: nn.Module, x: torch.Tensor, mode: str, dtype: str,
+                  cfg: CudaProfileConfig, ref: np.ndarray, log: Callable[[str], None]) -> None:
+    """Time one mode at one precision and batch size into ``prof`` (a failure is recorded, not raised)."""
+    bs = len(x)
+    runs, warm = cfg.runs_for(bs)
+    torch._dynamo.reset()  # each compiled mode compiles for its own dtype/shape
+    try:
+        with torch.inference_mode():
+            fn = make_runner(m, x, mode)
+            out = fn()
+            torch.cuda.synchronize()
+            if bs == 1:
+                prof.outputs_max_abs_diff[f"{mode}/{dtype}"] = float(np.abs(out.float().cpu().numpy() - ref).max())
+            wall, devt = time_cuda(fn, runs=runs, warmup=warm)
+    except Exception as exc:  # noqa: BLE001 - one mode failing must not hide the others
+        prof.failures.append(ModeFailure(mode, dtype, bs, f"{type(exc).__name__}: {str(exc)[:300]}"))
+        log(f"[cuda] {prof.model} {mode}/{dtype} batch {bs}: failed ({type(exc).__name__})")
+        return
+    details = {"mode": mode, "dtype": dtype, "clock": "host", "device_time": device_stats(devt),
+               "fp32_math": fp32_math_state() if dtype == "fp32" else None, "gpu": prof.environment["gpu"],
+               "torch": torch.__version__, "cuda": torch.version.cuda}
+    r = summarize(wall, model=prof.model, target="cuda", batch_size=bs, warmup=warm, threads=None,
+                  timer="host: perf_counter_ns from launch to stream sync (own loop); device: CUDA events "
+                        "(details.device_time)", details=details)
+    prof.results.append(r)
+    log(f"[cuda] {prof.model} {mode}/{dtype} batch {bs}: p50 {r.p50_us:,.1f} µs host, "
+        f"{details['device_time']['p50_us']:,.1f} µs device, {r.throughput_per_s:,.0f} /s")
 
 
 def available_ort_gpu_providers() -> list[str]:
@@ -313,57 +373,100 @@ def available_ort_gpu_providers() -> list[str]:
     return [p for p in ORT_GPU_PROVIDERS if p in ort.get_available_providers()]
 
 
+class ProviderFallbackError(RuntimeError):
+    """ONNX Runtime created the session but not on the requested execution provider."""
+
+
+def _ort_gpu_session(ort, onnx_path: Path, prov: str, device: int):
+    """A session on ``prov`` with CUDA graphs on; raises if ORT put it on another provider.
+
+    ORT falls back to the next provider (the CPU) without an error when the CUDA or TensorRT
+    provider fails to load (missing cuDNN, libnvinfer, ...), so the active one is checked.
+    """
+    opts: dict[str, Any] = {"device_id": device}
+    if prov == "TensorrtExecutionProvider":
+        opts.update({"trt_engine_cache_enable": True, "trt_engine_cache_path": str(Path(onnx_path).parent),
+                     "trt_cuda_graph_enable": True})
+    elif prov == "CUDAExecutionProvider":
+        opts.update({"enable_cuda_graph": True})
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(str(onnx_path), sess_options=so, providers=[(prov, opts), "CPUExecutionProvider"])
+    active = sess.get_providers()
+    if not active or active[0] != prov:
+        raise ProviderFallbackError(f"ONNX Runtime ran the session on {active[0] if active else 'nothing'} instead "
+                                    f"of {prov} (the provider failed to load; its error is in ORT's log)")
+    return sess, opts
+
+
+def _time_ort_batch(ort, sess, example: np.ndarray, bs: int, cfg: CudaProfileConfig) -> np.ndarray:
+    """Host times of ``run_with_iobinding`` at batch ``bs`` with on-device input and output."""
+    iname, oname = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    x = np.ascontiguousarray(np.repeat(example[:1], bs, axis=0), dtype=np.float32)
+    x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", cfg.device)
+    y_dev = ort.OrtValue.ortvalue_from_shape_and_type([bs, *sess.get_outputs()[0].shape[1:]], np.float32, "cuda",
+                                                      cfg.device)
+    binding = sess.io_binding()
+    binding.bind_ortvalue_input(iname, x_dev)
+    binding.bind_ortvalue_output(oname, y_dev)
+    runs, warm = cfg.runs_for(bs)
+    # ORT runs on its own CUDA stream and returns synchronized: host time only (CUDA events on
+    # torch's stream would not bracket ORT's kernels).
+    return time_calls(lambda: sess.run_with_iobinding(binding), runs=runs, warmup=warm)
+
+
 def profile_ort_gpu(onnx_path: Path, name: str, example: np.ndarray, cfg: CudaProfileConfig,
                     failures: list[ModeFailure], log: Callable[[str], None]) -> list[LatencyResult]:
     """Time an ONNX file with ONNX Runtime's CUDA / TensorRT providers, when installed.
 
     Inputs are bound on the device with IOBinding so the timing excludes host copies, like
-    the PyTorch modes; each call synchronizes before returning.
+    the PyTorch modes; each call synchronizes before returning. Each batch size gets its own
+    session: with CUDA graphs on, ORT captures one graph per session (``gpu_graph_id`` 0) and
+    would replay the first batch size's graph for every later one.
     """
+    provs = available_ort_gpu_providers()
+    if not provs:
+        log(ort_gpu_missing_message())
+        return []
     import onnxruntime as ort
 
     out: list[LatencyResult] = []
-    for prov in available_ort_gpu_providers():
-        opts = {"device_id": cfg.device}
-        if prov == "TensorrtExecutionProvider":
-            opts.update({"trt_engine_cache_enable": True, "trt_engine_cache_path": str(Path(onnx_path).parent),
-                         "trt_cuda_graph_enable": True})
-        elif prov == "CUDAExecutionProvider":
-            opts.update({"enable_cuda_graph": True})
-        try:
-            so = ort.SessionOptions()
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            sess = ort.InferenceSession(str(onnx_path), sess_options=so,
-                                        providers=[(prov, opts), "CPUExecutionProvider"])
-            iname, oname = sess.get_inputs()[0].name, sess.get_outputs()[0].name
-            for bs in cfg.batch_sizes:
-                x = np.ascontiguousarray(np.repeat(example[:1], bs, axis=0), dtype=np.float32)
-                x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", cfg.device)
-                y_dev = ort.OrtValue.ortvalue_from_shape_and_type(
-                    [bs, *sess.get_outputs()[0].shape[1:]], np.float32, "cuda", cfg.device)
-                binding = sess.io_binding()
-                binding.bind_ortvalue_input(iname, x_dev)
-                binding.bind_ortvalue_output(oname, y_dev)
-
-                def call(b=binding):
-                    sess.run_with_iobinding(b)
-
-                runs, warm = cfg.runs_for(bs)
-                # ORT runs on its own CUDA stream and returns synchronized: host time only (CUDA
-                # events on torch's stream would not bracket ORT's kernels).
-                wall = time_calls(call, runs=runs, warmup=warm)
-                r = summarize(wall, model=name, target="cuda", batch_size=bs, warmup=warm, threads=None,
-                              timer="host perf_counter_ns around run_with_iobinding (synchronous)",
-                              details={"mode": f"onnxruntime-{prov.replace('ExecutionProvider', '').lower()}",
-                                       "dtype": "fp32", "device_time": None,
-                                       "onnxruntime": ort.__version__, "provider_options": opts})
-                out.append(r)
-                log(f"[cuda] {name} ORT {prov} batch {bs}: p50 {r.p50_us:,.1f} µs")
-        except Exception as exc:  # noqa: BLE001 - a provider failing must not hide the others
-            failures.append(ModeFailure(f"onnxruntime-{prov}", "fp32", 0, f"{type(exc).__name__}: {str(exc)[:300]}"))
+    for prov in provs:
+        label = f"onnxruntime-{prov.replace('ExecutionProvider', '').lower()}"
+        for bs in cfg.batch_sizes:
+            try:
+                sess, opts = _ort_gpu_session(ort, onnx_path, prov, cfg.device)
+                wall = _time_ort_batch(ort, sess, example, bs, cfg)
+                del sess
+            except Exception as exc:  # noqa: BLE001 - a provider failing must not hide the others
+                failures.append(ModeFailure(label, "fp32", bs, f"{type(exc).__name__}: {str(exc)[:300]}"))
+                log(f"[cuda] {name} ORT {prov} batch {bs}: failed ({exc})")
+                if isinstance(exc, ProviderFallbackError):
+                    break  # the provider does not load: the other batch sizes would fall back too
+                continue
+            r = summarize(wall, model=name, target="cuda", batch_size=bs, warmup=cfg.runs_for(bs)[1], threads=None,
+                          timer="host: perf_counter_ns around run_with_iobinding (synchronous); no device time",
+                          details={"mode": label, "dtype": "fp32", "clock": "host", "device_time": None,
+                                   "onnxruntime": ort.__version__, "provider_options": opts})
+            out.append(r)
+            log(f"[cuda] {name} ORT {prov} batch {bs}: p50 {r.p50_us:,.1f} µs host")
     return out
 
 
-__all__ = ["CudaProfile", "CudaProfileConfig", "DTYPES", "MODES", "ModeFailure", "available_ort_gpu_providers",
-           "cuda_environment", "device_stats", "fastest", "make_runner", "nvidia_smi", "profile_cuda",
-           "profile_ort_gpu", "require_cuda", "time_cuda"]
+def ort_gpu_missing_message() -> str:
+    """The one line saying why no ONNX Runtime GPU rows appear, and how to get them."""
+    try:
+        import onnxruntime as ort
+
+        have = f"onnxruntime {ort.__version__} has only {ort.get_available_providers()}"
+    except ImportError:
+        have = "onnxruntime is not installed"
+    return (f"[cuda] ONNX Runtime GPU rows skipped: {have} (the CPU build edgekd pins); for CUDA/TensorRT "
+            "provider rows install the GPU build in its place: pip uninstall -y onnxruntime && "
+            "pip install onnxruntime-gpu (the 'gpu' extra names the version)")
+
+
+__all__ = ["CudaProfile", "CudaProfileConfig", "DTYPES", "MODES", "ModeFailure", "ProviderFallbackError",
+           "available_ort_gpu_providers", "cuda_environment", "device_stats", "fastest", "fp32_math_state",
+           "make_runner", "nvidia_smi", "ort_gpu_missing_message", "profile_cuda", "profile_ort_gpu",
+           "require_cuda", "strict_fp32", "time_cuda"]

@@ -232,10 +232,13 @@ def to_latency_result(report: TrtexecReport, *, model: str, batch_size: int,
              + (", CUDA graph" if flags["useCudaGraph"] else "")
              + (", spin-wait" if flags["useSpinWait"] else "")
              + (", no H2D/D2H" if flags["noDataTransfers"] else "") + ")")
+    # Every trtexec figure but "End-to-End Host Latency" is read from CUDA events: device time.
+    clock = "host" if metric == "End-to-End Host Latency" else "device"
     return LatencyResult(model=model, target="tensorrt", batch_size=batch_size, method="measured",
                          p50_us=p50, p90_us=p90, p99_us=p99, mean_us=mean, min_us=mn,
                          throughput_per_s=batch_size / (p50 * 1e-6), runs=runs,
-                         warmup=int(report.warmup_queries or 0), threads=None, timer=timer, details=details)
+                         warmup=int(report.warmup_queries or 0), threads=None, timer=timer, details=details,
+                         clock=clock)
 
 
 def latency_from_files(log: Path, *, model: str, batch_size: int, times_json: Path | None = None,

@@ -76,6 +76,32 @@ def _loss_str(loss: list[dict[str, Any]]) -> str:
     return " + ".join(parts)
 
 
+def latency_table(measured: list) -> list[str]:
+    """The measured-latency table: each row says which clock its percentiles are read from.
+
+    Host figures (a caller's wall time) and device figures (CUDA events, e.g. trtexec's GPU
+    Compute Time) are not alike; rows that have both (the ``cuda`` target) show both.
+    """
+    from edgekd.profile.result import CLOCK_MEANING
+
+    L = ["## Latency (measured)\n",
+         "Clock: " + "; ".join(f"**{k}** = {v}" for k, v in CLOCK_MEANING.items())
+         + ". Compare rows on the same clock only.\n",
+         "| model | target | batch | clock | p50 µs | p90 µs | p99 µs | host p50 µs | device p50 µs | throughput /s "
+         "| threads | runs |",
+         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(measured, key=lambda r: (r.model != "teacher", r.model, r.target, r.batch_size)):
+        mode = " ".join(str(r.details[k]) for k in ("mode", "dtype") if r.details.get(k))
+        if r.target == "tensorrt" and (r.details.get("environment") or {}).get("precision"):
+            mode = r.details["environment"]["precision"]
+        cell = {k: "—" if v is None else f"{v:,.1f}" for k, v in r.p50_by_clock().items()}
+        L.append(f"| {r.model} | {r.target}{f' ({mode})' if mode else ''} | {r.batch_size} | {r.clock} | "
+                 f"{r.p50_us:,.1f} | {r.p90_us:,.1f} | {r.p99_us:,.1f} | {cell['host']} | {cell['device']} | "
+                 f"{r.throughput_per_s:,.0f} | {r.threads} | {r.runs} |")
+    L.append("")
+    return L
+
+
 def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict[str, str]) -> str:
     L: list[str] = []
     L.append(f"# edgekd report — {res.name}{' (quick)' if res.quick else ''}\n")
@@ -128,14 +154,7 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
             tried = ", ".join(f"{w['width']} bits → {_pct(w['agreement'])} %" for w in a.metadata["width_search"])
             L.append(f"\nWidth search: {tried}.\n")
 
-    L.append("## Latency (measured, wall clock)\n")
-    L.append("| model | target | batch | p50 µs | p90 µs | p99 µs | throughput /s | threads | runs |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    measured = [r for r in res.latencies if r.method == "measured"]
-    for r in sorted(measured, key=lambda r: (r.model != "teacher", r.model, r.target, r.batch_size)):
-        L.append(f"| {r.model} | {r.target} | {r.batch_size} | {r.p50_us:,.1f} | {r.p90_us:,.1f} | "
-                 f"{r.p99_us:,.1f} | {r.throughput_per_s:,.0f} | {r.threads} | {r.runs} |")
-    L.append("")
+    L += latency_table([r for r in res.latencies if r.method == "measured"])
     if "latency" in plot_files:
         L.append(f"![latency per target]({plot_files['latency']})\n")
     if "training" in plot_files:

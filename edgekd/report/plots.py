@@ -52,7 +52,9 @@ def latency_per_target(latencies: list[dict[str, Any]], path: Path, batch_size: 
                 xs.append(i + (j - (len(targets) - 1) / 2) * width)
                 p50.append(hit[0]["p50_us"])
                 err.append(max(0.0, hit[0]["p99_us"] - hit[0]["p50_us"]))
-        ax.bar(xs, p50, width=width, yerr=[[0] * len(err), err], capsize=3, label=f"{t} (measured)")
+        clocks = sorted({r.get("clock", "host") for r in rows if r["target"] == t})
+        ax.bar(xs, p50, width=width, yerr=[[0] * len(err), err], capsize=3,
+               label=f"{t} (measured, {'/'.join(clocks)} time)")
     ax.set_xticks(range(len(models)), models, rotation=15)
     ax.set_yscale("log")
     ax.set_ylabel(f"latency at batch {batch_size} (µs): bar p50, whisker p99")

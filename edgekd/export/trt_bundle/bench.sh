@@ -54,28 +54,43 @@ done
 [[ -f "$META" ]] || { echo "error: $META missing: run bench.sh from an edgekd bundle folder" >&2; exit 4; }
 
 # Read what we need from metadata.json with python3 (always on JetPack), not jq (often absent).
+# The batch limits come from the engine: its build record (<engine>.json, written by
+# build_engine.py with the profile it really built, e.g. after --max-batch 32), else the engine
+# itself through TensorRT's get_tensor_profile_shape (an engine built with trtexec);
+# metadata.json's profile only when neither is readable.
 read_meta() {
-  python3 - "$META" "$PRECISION" "$BATCH" <<'PY'
-import json, sys
+  python3 - "$META" "$PRECISION" "$BATCH" "$ENGINE" "$HERE" <<'PY'
+import json, os, sys
 meta = json.load(open(sys.argv[1]))
 prec = sys.argv[2] or meta["default_precision"]
 if prec not in meta["precisions"]:
     sys.stderr.write("error: precision '%s' not in this bundle (%s)\n" % (prec, ", ".join(sorted(meta["precisions"]))))
     sys.exit(2)
 batch = int(sys.argv[3])
-prof = meta["optimization_profile"]
-if not prof["min_batch"] <= batch <= prof["max_batch"]:
-    sys.stderr.write("error: --batch %d outside the engine's profile [%d, %d]\n" % (batch, prof["min_batch"], prof["max_batch"]))
+engine = sys.argv[4] or os.path.join(sys.argv[5], "%s.%s.engine" % (meta["model"], prec))
+lo, hi = meta["optimization_profile"]["min_batch"], meta["optimization_profile"]["max_batch"]
+source = "metadata.json"
+try:
+    prof = json.load(open(engine + ".json"))["profile"]
+    lo, hi, source = int(prof["min"][0]), int(prof["max"][0]), os.path.basename(engine) + ".json"
+except (OSError, ValueError, KeyError, IndexError, TypeError):
+    if os.path.isfile(engine):
+        try:
+            import tensorrt as trt
+            eng = trt.Runtime(trt.Logger(trt.Logger.ERROR)).deserialize_cuda_engine(open(engine, "rb").read())
+            shapes = eng.get_tensor_profile_shape(meta["inputs"][0]["name"], 0)
+            lo, hi, source = int(shapes[0][0]), int(shapes[2][0]), os.path.basename(engine)
+        except Exception:  # no TensorRT here, or an engine it cannot load: trtexec will say so
+            pass
+if not lo <= batch <= hi:
+    sys.stderr.write("error: --batch %d outside the engine's profile [%d, %d] (from %s)\n" % (batch, lo, hi, source))
     sys.exit(2)
 inp = meta["inputs"][0]
-onnx = meta["precisions"][prec]["onnx_strongly_typed"]
-engine = onnx.rsplit(".onnx", 1)[0] + ".engine"
 print(prec, inp["name"], "x".join([str(batch)] + [str(d) for d in inp["shape"][1:]]), engine)
 PY
 }
-read -r PRECISION INPUT SHAPE DEFAULT_ENGINE < <(read_meta) || exit 2
+read -r PRECISION INPUT SHAPE ENGINE < <(read_meta) || exit 2
 [[ -n "${PRECISION:-}" ]] || exit 2
-ENGINE="${ENGINE:-$HERE/$DEFAULT_ENGINE}"
 OUT="${OUT:-$HERE/bench-$PRECISION-b$BATCH-$(date +%Y%m%d-%H%M%S)}"
 
 if [[ ! -f "$ENGINE" ]]; then

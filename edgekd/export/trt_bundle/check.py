@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trt_common import (EXIT_CHECK_FAILED, EXIT_NO_TENSORRT, EXIT_OK, HERE, BundleError,  # noqa: E402
-                        CudaRuntime, fail, import_tensorrt, load_metadata, verify_files)
+                        CudaRuntime, engine_name, fail, import_tensorrt, load_metadata, verify_files)
 
 
 def parse_args(argv, meta: dict) -> argparse.Namespace:
@@ -63,8 +63,48 @@ def run_onnxruntime(onnx_path: Path, x: np.ndarray, int8_kernels: bool) -> np.nd
     return sess.run(None, {name: x})[0]
 
 
-def run_tensorrt(engine_path: Path, x: np.ndarray, meta: dict, max_batch: int) -> np.ndarray:
-    """Run the engine on ``x`` in chunks of the profile's max batch (name-based API, TRT >= 8.5)."""
+def engine_batch_range(engine, in_name: str):
+    """(min, max) batch of the engine's optimization profile 0, read from the engine itself.
+
+    The engine may have been built with other limits than metadata.json's (``build_engine.py
+    --max-batch 32``): only the engine knows. ``get_tensor_profile_shape`` is TensorRT >= 8.5's
+    name-based call; it returns the (min, opt, max) shapes.
+    """
+    if hasattr(engine, "get_tensor_profile_shape"):
+        shapes = engine.get_tensor_profile_shape(in_name, 0)
+    else:  # binding-based API of older bindings
+        shapes = engine.get_profile_shape(0, in_name)
+    lo, hi = int(shapes[0][0]), int(shapes[2][0])
+    if not 1 <= lo <= hi:
+        raise BundleError(f"engine profile batch range [{lo}, {hi}] is not usable", EXIT_CHECK_FAILED)
+    return lo, hi
+
+
+def _run_chunk(ctx, engine, trt, cuda, stream, xb: np.ndarray, in_name: str, out_name: str) -> np.ndarray:
+    """One execute_async_v3 on ``xb`` (a batch inside the profile); outputs as float32."""
+    if not ctx.set_input_shape(in_name, tuple(xb.shape)):
+        raise BundleError(f"engine rejects input shape {xb.shape} (outside its optimization profile)",
+                          EXIT_CHECK_FAILED)
+    out_shape = tuple(ctx.get_tensor_shape(out_name))
+    out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out_name)))
+    yb = np.empty(out_shape, dtype=out_dtype)
+    d_in, d_out = cuda.malloc(xb.nbytes), cuda.malloc(yb.nbytes)
+    try:
+        cuda.memcpy(d_in, xb.ctypes.data, xb.nbytes, CudaRuntime.H2D)
+        ctx.set_tensor_address(in_name, d_in)
+        ctx.set_tensor_address(out_name, d_out)
+        if not ctx.execute_async_v3(stream):
+            raise BundleError("execute_async_v3 failed", EXIT_CHECK_FAILED)
+        cuda.sync(stream)
+        cuda.memcpy(yb.ctypes.data, d_out, yb.nbytes, CudaRuntime.D2H)
+    finally:
+        cuda.free(d_in)
+        cuda.free(d_out)
+    return yb.astype(np.float32)
+
+
+def run_tensorrt(engine_path: Path, x: np.ndarray, meta: dict) -> np.ndarray:
+    """Run the engine on ``x`` in chunks its own profile accepts (name-based API, TRT >= 8.5)."""
     trt, _ = import_tensorrt()
     if not engine_path.is_file():
         raise BundleError(f"{engine_path}: no engine; build it first with python3 build_engine.py", EXIT_CHECK_FAILED)
@@ -76,29 +116,15 @@ def run_tensorrt(engine_path: Path, x: np.ndarray, meta: dict, max_batch: int) -
                           "version or GPU?); rebuild with python3 build_engine.py --force", EXIT_CHECK_FAILED)
     ctx = engine.create_execution_context()
     in_name, out_name = meta["inputs"][0]["name"], meta["outputs"][0]["name"]
+    lo, hi = engine_batch_range(engine, in_name)
     stream = cuda.stream()
     outs = []
-    for i in range(0, len(x), max_batch):
-        xb = np.ascontiguousarray(x[i : i + max_batch], dtype=np.float32)
-        if not ctx.set_input_shape(in_name, tuple(xb.shape)):
-            raise BundleError(f"engine rejects input shape {xb.shape} (outside its optimization profile)",
-                              EXIT_CHECK_FAILED)
-        out_shape = tuple(ctx.get_tensor_shape(out_name))
-        out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out_name)))
-        yb = np.empty(out_shape, dtype=out_dtype)
-        d_in, d_out = cuda.malloc(xb.nbytes), cuda.malloc(yb.nbytes)
-        try:
-            cuda.memcpy(d_in, xb.ctypes.data, xb.nbytes, CudaRuntime.H2D)
-            ctx.set_tensor_address(in_name, d_in)
-            ctx.set_tensor_address(out_name, d_out)
-            if not ctx.execute_async_v3(stream):
-                raise BundleError("execute_async_v3 failed", EXIT_CHECK_FAILED)
-            cuda.sync(stream)
-            cuda.memcpy(yb.ctypes.data, d_out, yb.nbytes, CudaRuntime.D2H)
-        finally:
-            cuda.free(d_in)
-            cuda.free(d_out)
-        outs.append(yb.astype(np.float32))
+    for i in range(0, len(x), hi):
+        xb = np.ascontiguousarray(x[i : i + hi], dtype=np.float32)
+        n = len(xb)
+        if n < lo:  # a last chunk below the profile's minimum: pad with copies, keep the first n rows
+            xb = np.ascontiguousarray(np.concatenate([xb, np.repeat(xb[-1:], lo - n, axis=0)]))
+        outs.append(_run_chunk(ctx, engine, trt, cuda, stream, xb, in_name, out_name)[:n])
     return np.concatenate(outs)
 
 
@@ -112,9 +138,8 @@ def check_one(meta: dict, golden: dict, precision: str, backend: str, engine: Pa
         out = run_onnxruntime(HERE / onnx_name, x, int8_kernels=precision == "int8")
         what = onnx_name
     else:
-        default = HERE / f"{Path(prec['onnx_strongly_typed']).name.rsplit('.onnx', 1)[0]}.engine"
-        eng = engine or default
-        out = run_tensorrt(eng, x, meta, meta["optimization_profile"]["max_batch"])
+        eng = engine or HERE / engine_name(meta, precision)
+        out = run_tensorrt(eng, x, meta)
         what = str(eng)
     res = compare(out, ref, prec["tolerance"])
     res.update({"precision": precision, "backend": backend, "artifact": what, "reference": prec["reference"]})

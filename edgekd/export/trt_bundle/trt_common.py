@@ -12,6 +12,7 @@ import glob
 import hashlib
 import json
 import os
+import site
 import sys
 from pathlib import Path
 
@@ -65,8 +66,27 @@ def verify_files(meta: dict, bundle: Path = HERE, names=None) -> None:
                               "(re-export with edgekd, do not edit bundle files)")
 
 
+# TensorRT 9 introduced strongly typed networks; from 11 on every network is strongly typed.
+# build_engine.py's Python build and its trtexec command both decide with this one test.
+STRONGLY_TYPED_FROM = 9
+
+
 def tensorrt_major(version: str) -> int:
     return int(str(version).split(".")[0])
+
+
+def strongly_typed(major: int) -> bool:
+    """Whether the bundle builds a strongly typed network for TensorRT ``major``."""
+    return major >= STRONGLY_TYPED_FROM
+
+
+def engine_name(meta: dict, precision: str) -> str:
+    """The engine file for ``precision``: ``<model>.<precision>.engine``, whatever ONNX it came from.
+
+    On TensorRT 8 fp32 and fp16 engines are both built from the FP32 ONNX, so a name derived
+    from the ONNX file would make the fp16 build overwrite the fp32 engine.
+    """
+    return "%s.%s.engine" % (meta["model"], precision)
 
 
 def import_tensorrt():
@@ -89,6 +109,39 @@ def import_tensorrt():
 # -- CUDA runtime through ctypes ------------------------------------------------------------
 
 _CUDART_CANDIDATES = ("libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0")
+# Where pip puts the CUDA runtime: nvidia-cuda-runtime-cu12 in nvidia/cuda_runtime/lib, the CUDA 13
+# wheels (TensorRT 11's pip install) in nvidia/cu13/lib. Nothing preloads them for ctypes.
+_WHEEL_CUDART_GLOBS = ("nvidia/cuda_runtime/lib/libcudart.so*", "nvidia/cu*/lib/libcudart.so*")
+_SYSTEM_CUDART_GLOBS = ("/usr/local/cuda/lib64/libcudart.so*", "/usr/local/cuda/targets/*/lib/libcudart.so*")
+
+
+def _site_dirs() -> list:
+    """site-packages folders to search for pip-installed CUDA libraries (venv, user, system)."""
+    dirs = []
+    try:
+        dirs += site.getsitepackages()
+    except AttributeError:  # some embedded interpreters lack it
+        pass
+    try:
+        dirs.append(site.getusersitepackages())
+    except AttributeError:
+        pass
+    dirs += [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    seen, out = set(), []
+    for d in dirs:
+        if d and d not in seen:
+            seen.add(d)
+            out.append(d)
+    return out
+
+
+def _newest(paths) -> str | None:
+    """The path with the highest libcudart soname version (libcudart.so.13 over .12)."""
+    def key(p):
+        tail = os.path.basename(p).split(".so", 1)[1].lstrip(".")
+        return tuple(int(x) if x.isdigit() else -1 for x in tail.split(".")) if tail else (-1,)
+    paths = sorted(set(paths), key=key)
+    return paths[-1] if paths else None
 
 
 def _find_cudart() -> str | None:
@@ -101,10 +154,13 @@ def _find_cudart() -> str | None:
     found = ctypes.util.find_library("cudart")
     if found:
         return found
-    for pattern in ("/usr/local/cuda/lib64/libcudart.so*", "/usr/local/cuda/targets/*/lib/libcudart.so*"):
-        hits = sorted(glob.glob(pattern))
+    wheel_hits = [h for d in _site_dirs() for g in _WHEEL_CUDART_GLOBS for h in glob.glob(os.path.join(d, g))]
+    if wheel_hits:
+        return _newest(wheel_hits)
+    for pattern in _SYSTEM_CUDART_GLOBS:
+        hits = glob.glob(pattern)
         if hits:
-            return hits[-1]
+            return _newest(hits)
     return None
 
 
@@ -117,7 +173,8 @@ class CudaRuntime:
         path = path or os.environ.get("EDGEKD_CUDART") or _find_cudart()
         if path is None:
             raise BundleError("cannot find libcudart (the CUDA runtime library); on a Jetson it is in "
-                              "/usr/local/cuda/lib64 (install JetPack's cuda-runtime), or set EDGEKD_CUDART",
+                              "/usr/local/cuda/lib64 (install JetPack's cuda-runtime); pip installs it under "
+                              "site-packages/nvidia/cuda_runtime/lib or nvidia/cu13/lib; or set EDGEKD_CUDART",
                               EXIT_NO_TENSORRT)
         self.lib = ctypes.CDLL(path)
         self.lib.cudaGetErrorString.restype = ctypes.c_char_p
