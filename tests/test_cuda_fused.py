@@ -339,3 +339,52 @@ def test_triton_is_in_the_test_and_gpu_extras():
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(d.startswith("triton==") for d in extras["test"]) and any(d.startswith("triton==") for d in extras["gpu"])
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "tools" / "bench_gpu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_gpu_fused_section_puts_modes_side_by_side_with_the_breakdown(tmp_path):
+    """Section text from made-up numbers (never presented as measurements): layout and arithmetic."""
+    import json
+
+    from edgekd.profile.result import summarize
+
+    def res(target, mode, bs, p50, dev, **extra):
+        r = summarize(np.full(50, p50 * 1e-6), model="cellsort-cnn", target=target, batch_size=bs, warmup=1,
+                      threads=None, timer="t", details={"mode": mode, "dtype": "fp32", "device_time": {"p50_us": dev},
+                                                        **extra})
+        return r.to_dict()
+
+    env = {"gpu": "GPU-X", "compute_capability": "9.0", "sm_count": 132, "torch_cuda": "13.0", "cudnn": 1,
+           "triton": "3.6.0", "versions": {"torch": "2.11.0"}, "nvidia_smi": {"driver_version": "580"}}
+    f = {"num_warps": 4, "images_per_program": 1}
+    data = {"runs": 2000, "warmup": 200, "environment": env, "output_diffs": {"cuda-graph/fp32": 1e-7},
+            "results": [res("cuda", "eager", 1, 200.0, 20.0), res("cuda", "cuda-graph", 1, 30.0, 20.0)],
+            "failures": [], "command": "python tools/bench_gpu.py --out /tmp/x",
+            "fused": {"environment": env, "failures": [], "fallback": None, "plan": ["conv a", "dense b"],
+                      "output_diffs": {"w4/g1/b1": 2e-7}, "compile_seconds": {"w4/g1": 3.0},
+                      "results": [res("cuda-fused", "fused", 1, 40.0, 8.0, **f),
+                                  res("cuda-fused", "fused-graph", 1, 20.0, 8.0, **f),
+                                  res("cuda-fused", "fused-graph-copies", 1, 26.0, 12.0, **f),
+                                  res("cuda-fused", "floor-graph", 1, 11.0, 2.0, **f),
+                                  res("cuda-fused", "fused-graph", 4096, 2048.0, 2000.0, **f)]}}
+    mod = _bench_module()
+    sec = mod._fused_section(data)
+    assert sec.startswith("<!-- gpu-fused -->") and sec.rstrip().endswith("<!-- /gpu-fused -->")
+    assert "| PyTorch cuda-graph | 30.0 |" in sec and "| cuda-fused fused-graph (4 warps) | 20.0 |" in sec
+    assert "| floor: one trivial kernel, CUDA graph | 11.0 |" in sec
+    assert "p50 20.0 µs** host-timed (4 warps) — goal ≤ 14.5 µs (the study's FPGA): not reached" in sec
+    assert "launch + synchronize floor 11.0 µs" in sec and "fused graph minus floor 9.0 µs" in sec
+    assert "pinned copies in and out 6.0 µs" in sec
+    assert "| 4,096 | fused-graph | 4 | 1 | 2,048.0 | 2,000.0 | 2,000,000 |" in sec
+    assert "goal ≥ 1,000,000: reached" in sec
+    p = tmp_path / "results.json"
+    p.write_text(json.dumps(data))
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_gpu.py"), "--from-json", str(p), "--no-write"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0 and "<!-- gpu -->" in r.stdout and "<!-- gpu-fused -->" in r.stdout, r.stderr
