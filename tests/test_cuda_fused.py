@@ -170,7 +170,7 @@ def test_generated_source_is_literal_shaped_and_weights_packed():
     assert gen.in_numel == 2304 and gen.out_shape == (2,) and gen.images_per_program == 1
     assert gen.scratch_per_program == 8480 + 1600  # pool1 (8,464) and pool2 (1,600) maps, 128-byte rounded
     src = gen.source
-    assert src.count("@triton.jit") == 1 and "def fused_student(x_ptr, w_ptr, out_ptr, scratch_ptr, B)" in src
+    assert src.count("@triton.jit") == 1 and "def fused_student(x_ptr, w_ptr, out_ptr, scratch_ptr, part_ptr, cnt_ptr, B)" in src
     assert src.count("tl.debug_barrier()") == 3 and "tl.dot" not in src  # fp32 FMAs, never TF32
     assert "x_base = x_ptr + img * 2304" in src
     assert generate(plan_model(m, shape), num_warps=4).key == gen.key  # deterministic
@@ -208,6 +208,34 @@ def test_the_batch1_latency_kernel_itself_matches_in_the_interpreter():
     out = run_fused(gen, x, programs=1)
     ref = m(x).detach().numpy()
     assert np.abs(out - ref).max() <= 1e-5 and (out.argmax(1) == ref.argmax(1)).all()
+
+
+@needs_triton
+@pytest.mark.parametrize("arch, split, launches", [("study-cnn", 2, 1), ("avgpool", 3, 2)])
+def test_an_image_split_over_programs_matches_and_resets_its_counter(arch, split, launches):
+    """Batch-1 latency variant: one image over several programs (last conv's channels split,
+    the last to arrive sums the dense partials). Two launches: the arrival counter must be back
+    at 0 after each, or the second launch would never finish the head."""
+    from edgekd.targets.cuda_fused import FusedKernel
+    from edgekd.targets.cuda_fused.export import INTERPRETER_BLOCK_ELEMS
+
+    m, shape = ARCHS[arch]()
+    gen = generate(plan_model(m, shape), num_warps=4, block_elems=INTERPRETER_BLOCK_ELEMS, split=split)
+    assert gen.split == split and gen.source.count("tl.atomic_add(cnt_ptr + grp, 1") == 1
+    k = FusedKernel(gen, 1, "cpu")
+    assert k.grid == (split,)
+    x = held_out(shape, 1, seed=3)
+    ref = m(x).detach().numpy()
+    for _ in range(launches):
+        out = k(x).numpy()
+        assert np.abs(out - ref).max() <= 1e-5 and (out.argmax(1) == ref.argmax(1)).all()
+        assert k.counters.tolist() == [0]
+
+
+def test_split_is_refused_where_there_is_nothing_to_split():
+    m, shape = mlp_student()
+    with pytest.raises(ValueError, match="split needs a conv stage"):
+        generate(plan_model(m, shape), split=4)
 
 
 @needs_triton
@@ -260,7 +288,8 @@ def test_the_same_source_builds_for_hopper_without_spills(tmp_path):
     m, shape = study_cnn()
     gen = generate(plan_model(m, shape), num_warps=4)
     k = load_kernel(gen, interpret=False)
-    sig = {"x_ptr": "*fp32", "w_ptr": "*fp32", "out_ptr": "*fp32", "scratch_ptr": "*fp32", "B": "i32"}
+    sig = {"x_ptr": "*fp32", "w_ptr": "*fp32", "out_ptr": "*fp32", "scratch_ptr": "*fp32", "part_ptr": "*fp32",
+           "cnt_ptr": "*i32", "B": "i32"}
     c = triton.compile(ASTSource(fn=k, signature=sig, constexprs={}), target=GPUTarget("cuda", 90, 32),
                        options={"num_warps": 4})
     assert ".target sm_90" in c.asm["ptx"] and c.asm["cubin"][:4] == b"\x7fELF"
@@ -285,9 +314,13 @@ def test_profile_config_validation_names_the_bad_value():
         fp.FusedProfileConfig(num_warps=(3,)).validate()
     with pytest.raises(ConfigError, match="images_per_program"):
         fp.FusedProfileConfig(images_per_program=(6,)).validate()
-    cfg = fp.FusedProfileConfig(num_warps=(4, 8), large_batch_num_warps=(4,), images_per_program=(1, 4, 8))
-    assert cfg.variants(1) == [(4, 1), (8, 1)] and cfg.variants(4) == [(4, 1), (4, 4)]
-    assert cfg.variants(4096) == [(4, 1), (4, 4), (4, 8)] and cfg.runs_for(1) == (2000, 200)
+    with pytest.raises(ConfigError, match="splits"):
+        fp.FusedProfileConfig(splits=(0,)).validate()
+    cfg = fp.FusedProfileConfig(num_warps=(4, 8), large_batch_num_warps=(4,), images_per_program=(1, 4, 8),
+                                splits=(1, 8))
+    assert cfg.variants(1) == [(4, 1, 1), (8, 1, 1), (4, 1, 8), (8, 1, 8)]
+    assert cfg.variants(4) == [(4, 1, 1), (4, 4, 1)]
+    assert cfg.variants(4096) == [(4, 1, 1), (4, 4, 1), (4, 8, 1)] and cfg.runs_for(1) == (2000, 200)
 
 
 @pytest.mark.skipif(HAVE_CUDA, reason="a CUDA GPU is present: the missing-GPU path cannot be exercised")
@@ -324,8 +357,8 @@ def test_bench_gpu_dry_run_says_what_would_run_and_what_is_skipped(tmp_path):
 def test_profile_on_gpu_times_the_fused_kernel():
     m, shape = study_cnn()
     x = held_out(shape, 1, seed=0)
-    cfg = fp.FusedProfileConfig(batch_sizes=(1, 64), num_warps=(4,), images_per_program=(1,), runs=50, warmup=10,
-                                large_batch_runs=5)
+    cfg = fp.FusedProfileConfig(batch_sizes=(1, 64), num_warps=(4,), images_per_program=(1,), splits=(1, 4),
+                                runs=50, warmup=10, large_batch_runs=5)
     prof = fp.profile_cuda_fused(m, "s", x, cfg)
     assert not prof.failures, prof.failures
     assert {r.details["mode"] for r in prof.results} == set(fp.MODES)
@@ -362,12 +395,12 @@ def test_bench_gpu_fused_section_puts_modes_side_by_side_with_the_breakdown(tmp_
 
     env = {"gpu": "GPU-X", "compute_capability": "9.0", "sm_count": 132, "torch_cuda": "13.0", "cudnn": 1,
            "triton": "3.6.0", "versions": {"torch": "2.11.0"}, "nvidia_smi": {"driver_version": "580"}}
-    f = {"num_warps": 4, "images_per_program": 1}
+    f = {"num_warps": 4, "images_per_program": 1, "split": 1}
     data = {"runs": 2000, "warmup": 200, "environment": env, "output_diffs": {"cuda-graph/fp32": 1e-7},
             "results": [res("cuda", "eager", 1, 200.0, 20.0), res("cuda", "cuda-graph", 1, 30.0, 20.0)],
             "failures": [], "command": "python tools/bench_gpu.py --out /tmp/x",
             "fused": {"environment": env, "failures": [], "fallback": None, "plan": ["conv a", "dense b"],
-                      "output_diffs": {"w4/g1/b1": 2e-7}, "compile_seconds": {"w4/g1": 3.0},
+                      "output_diffs": {"w4/g1/s1/b1": 2e-7}, "compile_seconds": {"w4/g1/s1": 3.0},
                       "results": [res("cuda-fused", "fused", 1, 40.0, 8.0, **f),
                                   res("cuda-fused", "fused-graph", 1, 20.0, 8.0, **f),
                                   res("cuda-fused", "fused-graph-copies", 1, 26.0, 12.0, **f),
@@ -378,7 +411,7 @@ def test_bench_gpu_fused_section_puts_modes_side_by_side_with_the_breakdown(tmp_
     assert sec.startswith("<!-- gpu-fused -->") and sec.rstrip().endswith("<!-- /gpu-fused -->")
     assert "| PyTorch cuda-graph | 30.0 |" in sec and "| cuda-fused fused-graph (4 warps) | 20.0 |" in sec
     assert "| floor: one trivial kernel, CUDA graph | 11.0 |" in sec
-    assert "p50 20.0 µs** host-timed (4 warps) — goal ≤ 14.5 µs (the study's FPGA): not reached" in sec
+    assert "p50 20.0 µs** host-timed (4 warps, split 1) — goal ≤ 14.5 µs (the study's FPGA): not reached" in sec
     assert "launch + synchronize floor 11.0 µs" in sec and "fused graph minus floor 9.0 µs" in sec
     assert "pinned copies in and out 6.0 µs" in sec
     assert "| 4,096 | fused-graph | 4 | 1 | 2,048.0 | 2,000.0 | 2,000,000 |" in sec

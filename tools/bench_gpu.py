@@ -48,6 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fused-modes", nargs="+", default=None,
                    help="subset of fused fused-graph fused-graph-copies floor-graph")
     p.add_argument("--num-warps", type=int, nargs="+", default=[4, 8], help="cuda-fused warps tried at batch 1")
+    p.add_argument("--splits", type=int, nargs="+", default=[1, 8],
+                   help="cuda-fused programs sharing one image, tried at batch 1")
     p.add_argument("--dry-run", action="store_true",
                    help="print what would run and what is skipped (and why); measure and write nothing")
     p.add_argument("--from-json", type=Path, default=None,
@@ -145,9 +147,10 @@ def _fused_section(data: dict) -> str:
     for r in fz["results"]:
         d = r["details"]
         if r["batch_size"] == 1:
-            diff = fz["output_diffs"].get(f"w{d['num_warps']}/g{d['images_per_program']}/b1")
+            diff = fz["output_diffs"].get(f"w{d['num_warps']}/g{d['images_per_program']}/s{d.get('split', 1)}/b1")
             label = "floor: one trivial kernel, CUDA graph" if d["mode"] == "floor-graph" else \
-                f"cuda-fused {d['mode']} ({d['num_warps']} warps)"
+                f"cuda-fused {d['mode']} ({d['num_warps']} warps" + (
+                    f", image split over {d['split']} programs)" if d.get("split", 1) > 1 else ")")
             rows.append((label, r, None if d["mode"] == "floor-graph" else diff))
     for label, r, diff in rows:
         dev = (r["details"].get("device_time") or {}).get("p50_us")
@@ -159,7 +162,7 @@ def _fused_section(data: dict) -> str:
     if g is not None:
         ok = g["p50_us"] <= STUDY_FPGA_US
         L += ["", f"Batch 1, fused kernel replayed as a CUDA graph: **p50 {g['p50_us']:.1f} µs** host-timed "
-                  f"({g['details']['num_warps']} warps) — goal ≤ {STUDY_FPGA_US} µs (the study's FPGA): "
+                  f"({g['details']['num_warps']} warps, split {g['details'].get('split', 1)}) — goal ≤ {STUDY_FPGA_US} µs (the study's FPGA): "
                   f"{'reached' if ok else 'not reached'}. Study's H200 anchors: eager {STUDY_H200_EAGER_US:.0f} µs, "
                   f"CUDA graph of 10 kernels {STUDY_H200_GRAPH_US} µs, one-trivial-kernel floor {STUDY_H200_FLOOR_US} µs."]
         parts = [f"kernel device time p50 {g['details']['device_time']['p50_us']:.1f} µs (CUDA events)"]
@@ -194,7 +197,7 @@ def _fused_section(data: dict) -> str:
             f"{k} {v:.1f} s" for k, v in fz["compile_seconds"].items()) + "."]
     if fz["failures"]:
         L += ["", "Variants that could not run: " + "; ".join(
-            f"{f['mode']} w{f['num_warps']}/g{f['images_per_program']} batch {f['batch_size']}: {f['error'][:120]}"
+            f"{f['mode']} w{f['num_warps']}/g{f['images_per_program']}/s{f.get('split', 1)} batch {f['batch_size']}: {f['error'][:120]}"
             for f in fz["failures"])]
     L += ["", f"Reproduce: `{data['command']}`", "<!-- /gpu-fused -->"]
     return "\n".join(L) + "\n"
@@ -206,7 +209,7 @@ def dry_run(args, cfg, fcfg, model, example) -> int:
 
     from edgekd.errors import EdgekdError
     from edgekd.profile.cuda import require_cuda
-    from edgekd.targets.cuda_fused.codegen import generate
+    from edgekd.targets.cuda_fused.codegen import generate, split_point
     from edgekd.targets.cuda_fused.plan import Unsupported, plan_model
     from edgekd.targets.cuda_fused.profile import require_fused_gpu
     from edgekd.targets.cuda_fused.runtime import triton_version
@@ -235,10 +238,15 @@ def dry_run(args, cfg, fcfg, model, example) -> int:
         else:
             print("cuda-fused: plan: " + "; ".join(plan.describe()))
             for bs in fcfg.batch_sizes:
-                for nw, g in fcfg.variants(bs):
-                    gen = generate(plan, nw, g)
-                    modes = [m for m in fcfg.modes if m != "floor-graph" or (bs == 1 and (nw, g) == fcfg.variants(1)[0])]
-                    print(f"  batch {bs}: {nw} warps, {g} image(s)/program, kernel {gen.key} "
+                for nw, g, split in fcfg.variants(bs):
+                    if split > 1 and split_point(plan) is None:
+                        continue
+                    gen = generate(plan, nw, g, split=split)
+                    modes = [m for m in fcfg.modes
+                             if m != "floor-graph" or (bs == 1 and (nw, g, split) == fcfg.variants(1)[0])]
+                    print(f"  batch {bs}: {nw} warps, {g} image(s)/program"
+                          + (f", image split over {gen.split} programs" if gen.split > 1 else "")
+                          + f", kernel {gen.key} "
                           f"({len(gen.source.splitlines())} lines, {gen.weights.size:,} fp32 weights, "
                           f"{gen.scratch_per_program:,} fp32 scratch/program): {' '.join(modes)}")
             why = skip_reason(require_fused_gpu)
@@ -292,7 +300,7 @@ def main(argv=None) -> int:
                                 **({"modes": tuple(args.modes)} if args.modes else {}),
                                 **({"dtypes": tuple(args.dtypes)} if args.dtypes else {})).validate()
         fcfg = FusedProfileConfig(runs=args.runs, warmup=args.warmup, batch_sizes=tuple(args.batch_sizes),
-                                  num_warps=tuple(args.num_warps),
+                                  num_warps=tuple(args.num_warps), splits=tuple(args.splits),
                                   **({"modes": tuple(args.fused_modes)} if args.fused_modes else {})).validate()
         if not args.dry_run:
             require_cuda()

@@ -45,6 +45,7 @@ class FusedProfileConfig:
     num_warps: tuple[int, ...] = (4, 8)  # at batch 1: one program, so warps are the only parallelism
     large_batch_num_warps: tuple[int, ...] = (4,)
     images_per_program: tuple[int, ...] = (1, 4)  # batch > 1 only; batch 1 always uses 1
+    splits: tuple[int, ...] = (1, 8)  # batch 1 only: programs sharing the image (1 = one program)
     runs: int = 2000
     large_batch_runs: int = 100
     warmup: int = 200
@@ -63,6 +64,8 @@ class FusedProfileConfig:
             if not vals or any(w not in (1, 2, 4, 8, 16, 32) for w in vals):
                 raise ConfigError(f"num_warps must be powers of two from 1 to 32, got {list(vals)}",
                                   where=f"profile.cuda_fused.{key}")
+        if not self.splits or any(v < 1 for v in self.splits):
+            raise ConfigError(f"splits must be positive, got {list(self.splits)}", where="profile.cuda_fused.splits")
         if not self.images_per_program or any(g < 1 or g & (g - 1) for g in self.images_per_program):
             raise ConfigError(f"images_per_program must be powers of two, got {list(self.images_per_program)}",
                               where="profile.cuda_fused.images_per_program")
@@ -76,11 +79,11 @@ class FusedProfileConfig:
             return self.runs, self.warmup
         return self.large_batch_runs, max(3, self.warmup // 10)
 
-    def variants(self, batch_size: int) -> list[tuple[int, int]]:
-        """(num_warps, images_per_program) pairs timed at ``batch_size``."""
+    def variants(self, batch_size: int) -> list[tuple[int, int, int]]:
+        """(num_warps, images_per_program, split) triples timed at ``batch_size``."""
         if batch_size == 1:
-            return [(w, 1) for w in self.num_warps]
-        return [(w, g) for w in self.large_batch_num_warps for g in self.images_per_program if g <= batch_size]
+            return [(w, 1, sp) for sp in self.splits for w in self.num_warps]
+        return [(w, g, 1) for w in self.large_batch_num_warps for g in self.images_per_program if g <= batch_size]
 
 
 @dataclass
@@ -91,6 +94,7 @@ class FusedFailure:
     batch_size: int
     num_warps: int
     images_per_program: int
+    split: int
     error: str
 
 
@@ -182,7 +186,7 @@ def profile_cuda_fused(model: nn.Module, name: str, example: torch.Tensor,
     reason. Variants that fail are listed in ``failures``; the others still run.
     """
     from edgekd.profile.cuda import cuda_environment, device_stats, fastest
-    from edgekd.targets.cuda_fused.codegen import generate
+    from edgekd.targets.cuda_fused.codegen import generate, split_point
     from edgekd.targets.cuda_fused.plan import Unsupported, plan_model
     from edgekd.targets.cuda_fused.runtime import FusedKernel
 
@@ -209,10 +213,12 @@ def profile_cuda_fused(model: nn.Module, name: str, example: torch.Tensor,
     x1 = example[:1].float().reshape(1, -1)
     for bs in cfg.batch_sizes:
         runs, warm = cfg.runs_for(bs)
-        for nw, g in cfg.variants(bs):
-            tag = f"w{nw}/g{g}"
+        for nw, g, split in cfg.variants(bs):
+            tag = f"w{nw}/g{g}/s{split}"
             try:
-                gen = generate(plan, nw, g)
+                if split > 1 and split_point(plan) is None:
+                    continue  # nothing to split this model over (e.g. an MLP): the unsplit kernel covers it
+                gen = generate(plan, nw, g, split=split)
                 k = FusedKernel(gen, bs, dev)
                 k.x.copy_(x1.repeat(bs, 1))
                 t0 = time.perf_counter()
@@ -222,21 +228,22 @@ def profile_cuda_fused(model: nn.Module, name: str, example: torch.Tensor,
                 got = k.out.reshape(bs, -1).cpu().numpy()
                 diffs[f"{tag}/b{bs}"] = float(np.abs(got - ref.reshape(1, -1)).max())
             except Exception as exc:  # noqa: BLE001 - one variant failing must not hide the others
-                failures.append(FusedFailure("fused", bs, nw, g, f"{type(exc).__name__}: {str(exc)[:300]}"))
+                failures.append(FusedFailure("fused", bs, nw, g, split, f"{type(exc).__name__}: {str(exc)[:300]}"))
                 log(f"[cuda-fused] {name} {tag} batch {bs}: failed ({type(exc).__name__}: {str(exc)[:120]})")
                 continue
             for mode in cfg.modes:
-                if mode == "floor-graph" and (bs != 1 or (nw, g) != cfg.variants(1)[0]):
+                if mode == "floor-graph" and (bs != 1 or (nw, g, split) != cfg.variants(1)[0]):
                     continue
                 try:
                     fn = _runner(mode, k)
                     wall = time_host(fn, stream, runs=runs, warmup=warm)
                     devt = time_device(fn, stream, runs=runs, warmup=warm)
                 except Exception as exc:  # noqa: BLE001
-                    failures.append(FusedFailure(mode, bs, nw, g, f"{type(exc).__name__}: {str(exc)[:300]}"))
+                    failures.append(FusedFailure(mode, bs, nw, g, split, f"{type(exc).__name__}: {str(exc)[:300]}"))
                     log(f"[cuda-fused] {name} {mode} {tag} batch {bs}: failed ({type(exc).__name__})")
                     continue
                 details = {"mode": mode, "dtype": "fp32", "num_warps": nw, "images_per_program": g,
+                           "split": gen.split,
                            "programs": k.programs, "device_time": device_stats(devt), "gpu": env["gpu"],
                            "torch": torch.__version__, "cuda": torch.version.cuda, "triton": env.get("triton"),
                            "kernel_key": gen.key}
@@ -252,7 +259,7 @@ def profile_cuda_fused(model: nn.Module, name: str, example: torch.Tensor,
                     and r.details["mode"] != "fused-graph-copies"], batch_size=1)
     if best is not None:
         log(f"[cuda-fused] {name}: fastest at batch 1 is {best.details['mode']} "
-            f"w{best.details['num_warps']} at p50 {best.p50_us:,.1f} µs (p99 {best.p99_us:,.1f} µs) on {env['gpu']}")
+            f"w{best.details['num_warps']}/split {best.details['split']} at p50 {best.p50_us:,.1f} µs (p99 {best.p99_us:,.1f} µs) on {env['gpu']}")
     return FusedProfile(name, results, failures, env, None, best, diffs, compile_s, plan.describe())
 
 

@@ -110,19 +110,25 @@ class FusedKernel:
             programs = groups
             if not interpret:
                 sms = torch.cuda.get_device_properties(self.device).multi_processor_count
-                programs = min(groups, sms * PROGRAMS_PER_SM)
-        self.programs = max(1, min(int(programs), groups))
+                programs = min(groups, max(1, sms * PROGRAMS_PER_SM // gen.split))
+        # with a split image, each group (one image) takes gen.split programs
+        self.programs = max(1, min(int(programs), groups)) * gen.split
         self.grid = (self.programs,)
         self.weights = torch.from_numpy(gen.weights).to(self.device)
         self.x = torch.zeros(self.batch_size, gen.in_numel, dtype=torch.float32, device=self.device)
         self.out = torch.empty(self.batch_size, *gen.out_shape, dtype=torch.float32, device=self.device)
         self.scratch = torch.empty(max(4, self.programs * gen.scratch_per_program), dtype=torch.float32,
                                    device=self.device)
+        # split images: partial sums and one arrival counter per image; the kernel resets each
+        # counter it completes, so these are zeroed once here and never again
+        self.partials = torch.zeros(max(4, self.batch_size * gen.split * gen.partials), dtype=torch.float32,
+                                    device=self.device)
+        self.counters = torch.zeros(max(1, self.batch_size), dtype=torch.int32, device=self.device)
 
     def launch(self) -> torch.Tensor:
         """Run the kernel on the bound input buffer ``self.x``; returns ``self.out`` (no sync)."""
-        self.kernel[self.grid](self.x, self.weights, self.out, self.scratch, self.batch_size,
-                               num_warps=self.gen.num_warps)
+        self.kernel[self.grid](self.x, self.weights, self.out, self.scratch, self.partials, self.counters,
+                               self.batch_size, num_warps=self.gen.num_warps)
         return self.out
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
