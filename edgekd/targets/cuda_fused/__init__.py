@@ -25,7 +25,7 @@ lanes); at the H200's 1.98 GHz boost 1.52 M lanes take ≥ 11.9 k clocks ≈ 6.0
 issue were the only cost. Loads are not the bound: the im2col reads of one image are ≈ 95 k
 fp32 from L1 (32 per clock per SM → ≈ 1.5 µs, overlappable), weights are 22.7 KB.
 Expect 7–10 µs of device time per image in one program once address arithmetic and the
-three barriers are counted (offline sm_90 build: 128 registers, no spills, 894 FFMA in SASS).
+three barriers are counted (offline sm_90 build: 128 registers, no spills).
 
 Launch bound. The measured floor on an H200 (notes/measured-anchors.md) is 10.5 µs
 host-timed for a CUDA graph replaying one trivial kernel, with synchronization. A Python
@@ -39,11 +39,15 @@ study's FPGA figure and the 31.5–34 µs CUDA-graph anchor exclude them.
 
 So at batch 1 with one program, host time ≈ 10.5 µs floor + ~6–8 µs of compute beyond the
 trivial kernel ≈ 17–19 µs: launch-bound plus one SM's FMA rate, above the 14.5 µs goal. What
-moves it under: spread one image over several SMs — split the last conv's output channels
-over S programs (each recomputes conv1, 0.33 M lanes) and reduce the dense partial sums in
-the last-arriving program (self-resetting atomic counter, so the graph stays one kernel and
-no memset). With S = 8 each program issues ≈ 0.48 M lanes ≈ 1.9 µs. Not implemented yet;
-``num_warps`` 8 is timed too (same work, more warps to hide load latency on one SM).
+moves it under is spreading the image over several SMs, which ``generate(..., split=S)`` does:
+S programs each recompute conv1 (331,776 lanes, the cheap layer), compute 16/S of conv2's
+output channels (S = 8: 2 channels → 147,456 lanes) and their features' partial sums of the
+dense layer; the last program to arrive (an atomic counter per image, acquire/release at GPU
+scope, reset by that program so graph replays need no memset node) adds the S partials in a
+fixed order. Per program ≈ 0.48 M lanes ≈ 1.9 µs at full FMA issue, so the expected batch-1
+figure is the floor plus a few µs; conv1's recomputation is then the largest term (splitting
+it too would need a second grid-wide handoff). The profiler times split 1 and 8, each with 4
+and 8 warps (offline sm_90 builds, Triton 3.6.0 and 3.7.1: 128–168 registers, no spills).
 
 Throughput. 4096 images × 1.52 M lanes on 132 SMs × 128 lanes × 1.98 GHz ≈ 0.19 ms → an
 upper bound of ≈ 21 M images/s; input reads 37.7 MB ≈ 8 µs at 4.8 TB/s. A persistent grid
