@@ -250,6 +250,7 @@ def test_artifact_with_fidelity_record(tmp_path):
     assert f.passed and f.n_inputs == 5 and f.max_abs_diff <= 1e-5 and f.argmax_agreement == 1.0
     assert f.thresholds == {"max_abs_diff": 1e-5, "argmax_agreement": 1.0}
     assert "Triton interpreter" in f.notes and a.metadata["checked_on"] == "cpu (Triton interpreter)"
+    assert a.metadata["written_kernel_max_abs_diff"] <= 1e-5 and "the written kernel itself" in f.notes
     assert a.metadata["num_warps"] == 4 and a.metadata["images_per_program"] == 1
     assert (tmp_path / "avg.cuda_fused.json").exists()
 

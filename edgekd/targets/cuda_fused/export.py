@@ -69,7 +69,8 @@ def export_cuda_fused(model: nn.Module, name: str, inputs: torch.Tensor, out_dir
     ``images_per_program`` images per program), ``<name>.cuda_fused.weights.npy`` (the packed,
     BatchNorm-folded weights it reads) and ``<name>.cuda_fused.json`` (the plan and fidelity).
     The check runs on ``device`` (Triton's interpreter on CPU) and passes when
-    max |Δ| ≤ 1e-5 and argmax agreement is 100 %. A model the generator does not cover gives
+    max |Δ| ≤ 1e-5 and argmax agreement is 100 % on all inputs, and the written kernel file
+    itself meets the same bound on the first input. A model the generator does not cover gives
     a failed artifact whose ``error`` is the one-line reason — never a kernel.
     """
     out_dir = Path(out_dir)
@@ -94,18 +95,25 @@ def export_cuda_fused(model: nn.Module, name: str, inputs: torch.Tensor, out_dir
     np.save(tmp_w, gen.weights)
     tmp_w.replace(w_path)
     chk = check_fused(model, plan, inputs, device=device, num_warps=num_warps)
+    # The written file itself, on the first input: on CPU the batch check above ran the same plan
+    # through the same generator with interpreter-sized blocks; this runs the deployed source.
+    exact = run_fused(gen, inputs[:1].detach().float().cpu(), device=device)
+    exact_diff = float(np.abs(exact - chk.reference[:1]).max())
+    exact_ok = exact_diff <= MAX_ABS and bool((exact.argmax(1) == chk.reference[:1].argmax(1)).all())
     fid = FidelityRecord.compare(
         chk.outputs, chk.reference, reference="pytorch float32 (CPU, eval)", inputs=inputs_desc,
         max_abs=MAX_ABS, min_agreement=MIN_AGREEMENT,
         notes=f"kernel run on {chk.device}, {chk.images_per_program} image(s) per program, "
-              f"{chk.seconds:.1f} s")
+              f"{chk.seconds:.1f} s; the written kernel itself on the first input: max|Δ|={exact_diff:.3g}")
+    if not exact_ok:
+        fid.passed = False
     meta = {
         "generator_version": GENERATOR_VERSION, "triton": triton_version(), "num_warps": gen.num_warps,
         "images_per_program": gen.images_per_program, "kernel_key": gen.key, "weights": w_path.name,
         "weights_fp32": int(gen.weights.size), "scratch_fp32_per_program": gen.scratch_per_program,
         "input_shape": list(plan.input_shape), "output_shape": list(plan.out_shape), "macs_per_image": plan.macs,
         "params": plan.params, "stages": plan.describe(), "stage_blocks": gen.stage_blocks, "folded": plan.notes,
-        "checked_on": chk.device,
+        "checked_on": chk.device, "written_kernel_max_abs_diff": exact_diff,
     }
     write_json(out_dir / f"{name}.cuda_fused.json", {**meta, "fidelity": fid.__dict__})
     return Artifact(name, TARGET, "triton", src_path, fid, metadata=meta)
