@@ -53,11 +53,12 @@ def strided_cnn() -> tuple[nn.Module, tuple[int, int, int]]:
 
 
 def avgpool_cnn() -> tuple[nn.Module, tuple[int, int, int]]:
-    """'same' padding, avg pools (one after ReLU, one adaptive global), BatchNorm, nested Sequential."""
+    """'same' padding, a dilated non-square kernel, avg pools (one after ReLU, one adaptive global),
+    BatchNorm without conv bias, nested Sequential."""
     torch.manual_seed(2)
     m = nn.Sequential(
         nn.Sequential(nn.Conv2d(3, 6, 3, padding="same"), nn.ReLU(), nn.AvgPool2d(2)),
-        nn.Conv2d(6, 5, (3, 2), bias=False), nn.BatchNorm2d(5), nn.ReLU(),
+        nn.Conv2d(6, 5, (3, 2), dilation=(1, 2), bias=False), nn.BatchNorm2d(5), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(5, 4))
     return _randomize_bn(m, 2), (3, 14, 12)
 
