@@ -423,3 +423,43 @@ def test_bench_gpu_fused_section_puts_modes_side_by_side_with_the_breakdown(tmp_
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_gpu.py"), "--from-json", str(p), "--no-write"],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0 and "<!-- gpu -->" in r.stdout and "<!-- gpu-fused -->" in r.stdout, r.stderr
+
+
+@needs_triton
+def test_profile_loop_runs_end_to_end_with_the_gpu_calls_stubbed(monkeypatch):
+    """The profiler's own loop (variants, fidelity per variant, two timing loops, results,
+    fastest) on a tiny student, with the GPU-only calls replaced by CPU stand-ins (the kernel
+    runs in the interpreter, device times are made up): catches mistakes in code that would
+    otherwise first run on a rented GPU. No figure from here is a measurement."""
+    import edgekd.profile.cuda as pc
+    import edgekd.targets.cuda_fused.runtime as rt
+
+    class Stream:
+        def synchronize(self):
+            pass
+
+    class CpuKernel(rt.FusedKernel):
+        def __init__(self, gen, batch_size, device="cpu", programs=None):
+            super().__init__(gen, batch_size, "cpu", programs)
+
+    monkeypatch.setattr(fp, "require_fused_gpu", lambda device=0: None)
+    monkeypatch.setattr(pc, "cuda_environment", lambda device=0: {"gpu": "stub", "triton": "stub"})
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: None)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda d=None: Stream())
+    monkeypatch.setattr(fp, "time_device", lambda fn, stream, runs, warmup: np.full(runs, 1e-3))
+    monkeypatch.setattr(rt, "FusedKernel", CpuKernel)
+    torch.manual_seed(4)
+    m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 3)).eval()
+    cfg = fp.FusedProfileConfig(modes=("fused", "fused-graph"), batch_sizes=(1, 2), num_warps=(4,),
+                                large_batch_num_warps=(4,), images_per_program=(1, 2), splits=(1, 2), runs=10,
+                                warmup=1, large_batch_runs=3)
+    prof = fp.profile_cuda_fused(m, "tiny", torch.randn(1, 1, 10, 10), cfg)
+    fused = [r for r in prof.results if r.details["mode"] == "fused"]
+    assert sorted((r.batch_size, r.details["split"], r.details["images_per_program"]) for r in fused) == \
+        [(1, 1, 1), (1, 2, 1), (2, 1, 1), (2, 1, 2)]
+    assert all(r.target == "cuda-fused" and r.runs in (10, 3) and r.details["device_time"]["p50_us"] == 1.0
+               for r in fused)
+    assert max(prof.outputs_max_abs_diff.values()) <= 1e-5 and len(prof.outputs_max_abs_diff) == 4
+    # graph capture needs a GPU: recorded as a failure per variant, the other mode still timed
+    assert {f.mode for f in prof.failures} == {"fused-graph"} and "CUDA graphs need a CUDA GPU" in prof.failures[0].error
+    assert prof.fastest is not None and prof.fastest.batch_size == 1 and prof.plan[0].startswith("conv 1->4")

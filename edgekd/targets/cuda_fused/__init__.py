@@ -62,7 +62,7 @@ served from L1/L2 (write-through L1, 60 MB write-back L2) and, for the study's s
 needs HBM. ``tl.gather`` from registers would stage through shared memory at every call (one
 per tap), which costs more than the L1 round trip. None of these figures is measured here.
 """
-from edgekd.targets.cuda_fused.codegen import GeneratedKernel, generate
+from edgekd.targets.cuda_fused.codegen import GeneratedKernel, generate, split_point
 from edgekd.targets.cuda_fused.export import check_fused, export_cuda_fused
 from edgekd.targets.cuda_fused.plan import (ConvStage, DenseStage, FusedPlan, Pool, PoolStage, Unsupported,
                                             plan_model)
@@ -70,4 +70,5 @@ from edgekd.targets.cuda_fused.runtime import FusedKernel, require_triton, run_f
 
 __all__ = ["ConvStage", "DenseStage", "FusedKernel", "FusedPlan", "GeneratedKernel", "Pool", "PoolStage",
            "Unsupported", "check_fused", "export_cuda_fused", "generate", "plan_model", "require_triton", "run_fused",
+           "split_point",
            "triton_version"]
