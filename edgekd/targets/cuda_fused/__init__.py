@@ -70,5 +70,4 @@ from edgekd.targets.cuda_fused.runtime import FusedKernel, require_triton, run_f
 
 __all__ = ["ConvStage", "DenseStage", "FusedKernel", "FusedPlan", "GeneratedKernel", "Pool", "PoolStage",
            "Unsupported", "check_fused", "export_cuda_fused", "generate", "plan_model", "require_triton", "run_fused",
-           "split_point",
-           "triton_version"]
+           "split_point", "triton_version"]
