@@ -68,6 +68,17 @@ class HlsLayer:
     stride: int = 1
     reuse_factor: int | None = None  # None: the configuration's default
     stream_words: int | None = None  # io_stream words in (a flattened image stays one word per pixel)
+    # facts read from a generated project (edgekd.profile.hls_project); None: the configuration's
+    padding: int = 0
+    kernel_w: int | None = None
+    stride_w: int | None = None
+    strategy: str | None = None  # latency | resource | distributed_arithmetic
+    weight_bits: int | None = None
+    accum_bits: int | None = None
+    n_zeros: int = 0
+    implementation: str | None = None
+    pool_op: str | None = None
+    activation: str | None = None
 
     @property
     def n_in(self) -> int:
