@@ -76,8 +76,10 @@ def record(gd: str, repo: str, commit: str, rpt_path: str) -> dict | None:
         cfg = {}
     model = (cfg.get("HLSConfig") or {}).get("Model") or {}
     comp = [l for l in layers if l.kind in ("dense", "conv1d", "conv2d")]
-    strat = model.get("Strategy") or (max((l.strategy or "latency" for l in comp), key=[l.strategy for l in comp].count)
-                                      if comp else "latency")
+    # what hls4ml wrote into the compute layers' configs wins over the model-level setting
+    layer_strats = [l.strategy for l in comp if l.strategy]
+    strat = (max(set(layer_strats), key=layer_strats.count) if layer_strats
+             else model.get("Strategy") or "latency")
     strat = {"latency": "Latency", "resource": "Resource"}.get(str(strat).lower(), strat)
     if str(strat).lower().startswith("distributed"):
         strat = "distributed_arithmetic"
