@@ -184,6 +184,7 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
                 words = l.stream_words or words
                 per_word = 1.0
                 ii = max(ii, words)
+                depth += 1  # read the last word, write the result word
             chans = n_out
         elif l.kind == "pool":
             depth, per_word, ii = (2.0, 1.0, in_px) if stream else (0.0, 0.0, 1.0)
@@ -199,7 +200,7 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
                 bram += 2 * max(1, math.ceil(n_par / 2))
                 lut += n_par * 150
             elif any(act.startswith(t) for t in TABLE_ACTS):
-                depth = 2.0
+                depth = 2.0 + (1.0 if stream else 0.0)
                 delay = TABLE_NS
                 bram += max(1, math.ceil(n_par / 2))
                 lut += n_par * 20
@@ -258,18 +259,19 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
 
 
 def _parallel_latency(figs: list[LayerFigures], period_ns: float) -> float:
-    """io_parallel: sequential layers (conv, Resource, RF > 1) add their cycles; runs of
-    combinational layers between them are packed into clock periods."""
-    total, chain = 0.0, 0.0
+    """io_parallel: each dense layer registers its output (ceil of its multiply + adder-tree delay
+    over the usable period; a single-input layer is one constant multiply and stays combinational);
+    ReLU, batch norm, pooling and padding fold into their neighbours; lookup tables, softmax,
+    convolutions and RF > 1 / Resource layers add their own cycles."""
     budget = USABLE * period_ns
+    total = 0.0
     for f in figs:
-        if f.delay_ns > 0 and f.depth <= 1 + math.ceil(f.delay_ns / budget) and f.kind != "softmax":
-            chain += f.delay_ns
-            continue
-        total += math.floor(chain / budget)  # a chain that fits one period is combinational (0 cycles)
-        chain = 0.0
-        total += f.depth
-    total += math.floor(chain / budget)
+        if f.kind == "dense" and f.delay_ns > 0:
+            total += math.ceil(f.delay_ns / budget) if f.delay_ns > MUL_NS else 0
+        elif f.delay_ns > 0 and f.depth <= 1:
+            continue  # folded into the neighbouring layer's cycle
+        else:
+            total += f.depth
     return total
 
 
