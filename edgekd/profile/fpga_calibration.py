@@ -6,7 +6,7 @@ For each figure (latency, II, LUT, FF, DSP, BRAM) the calibrated estimate is
 
 where ``structural`` is :func:`edgekd.profile.hls_model.structural` and the regime
 indicators are the tool family (Vitis HLS vs Vivado HLS), io_stream, the Resource
-strategy and Vitis × io_stream. The six coefficients per figure are a ridge fit that
+strategy, Vitis × io_stream and Vitis × Resource. The seven coefficients per figure are a ridge fit that
 shrinks towards "the structural model is right" (all zero), weighted so that every
 source counts about the same however many records it has.
 
@@ -47,7 +47,7 @@ class Design:
         vitis = 1.0 if self.family == "vitis" else 0.0
         stream = 1.0 if self.io_type == "io_stream" else 0.0
         res = 1.0 if self.strategy == "Resource" else 0.0
-        return np.array([vitis, stream, res, vitis * stream])
+        return np.array([vitis, stream, res, vitis * stream, vitis * res])
 
 
 def record_structural(r: CalibrationRecord) -> hls_model.Structural:
@@ -55,7 +55,7 @@ def record_structural(r: CalibrationRecord) -> hls_model.Structural:
     bits = max((l.weight_bits or 0 for l in layers), default=0) or 16
     reuse = {l.name: l.reuse_factor or int(r.hls4ml.get("reuse_factor") or 1) for l in layers}
     return hls_model.structural(layers, io_type=r.io_type, strategy=r.strategy, reuse=reuse, bits=max(bits, 8),
-                                clock_mhz=1000.0 / r.clock_ns)
+                                clock_mhz=1000.0 / r.clock_ns, family=r.family)
 
 
 def _row(x: float, d: Design) -> np.ndarray:
@@ -92,12 +92,12 @@ class Fit:
 def _fit(points: list[tuple[float, float, Design, float]]) -> np.ndarray:
     """Ridge fit of the correction (log reported − log structural) on (structural, reported, design, weight)."""
     if not points:
-        return np.zeros(6)
+        return np.zeros(7)
     X = np.array([_row(x, d) for x, _, d, _ in points])
     y = np.array([math.log1p(max(r, 0.0)) - math.log1p(max(x, 0.0)) for x, r, _, _ in points])
     w = np.array([wt for *_, wt in points])
     W = np.sqrt(w)[:, None]
-    A = (X * W).T @ (X * W) + RIDGE * np.diag([0.05, SLOPE_RIDGE, 1, 1, 1, 1])
+    A = (X * W).T @ (X * W) + RIDGE * np.diag([0.05, SLOPE_RIDGE, 1, 1, 1, 1, 1])
     b = (X * W).T @ (y * W[:, 0])
     return np.linalg.solve(A, b)
 

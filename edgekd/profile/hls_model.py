@@ -14,7 +14,9 @@ io_stream (every layer a DATAFLOW process, FIFOs between them)
   * conv, Resource strategy: the pixel loop is *not* pipelined (no PIPELINE pragma for
     Resource in ``conv_2d_buffer_cl``); ``compute_output_buffer_2d`` is INLINE OFF and
     runs the ``dense_resource`` RF loop only for pixels that complete a window (strides
-    skip windows): those cost ``RF + 6`` cycles, the others ``4``.
+    skip windows). Vivado HLS: those cost ``RF + 6`` cycles, the others ``4``; Vitis HLS
+    2023.1 reports show ``2.5`` at RF 1 and about ``2·RF`` at RF 36–252, ``1.5`` for the
+    others (the only Vitis Resource stream convolutions in the corpus: ML_FPGAonPixel).
   * dense (``nnet_dense_stream.h``): reads its input words at one per cycle (after a
     Flatten: one word per pixel of the flattened image), then runs the dense block
     (Latency: adder-tree depth, Resource: RF + depth) and writes **one word** (the whole
@@ -114,7 +116,8 @@ def _fifo_bram(words: int, width_bits: int) -> float:
 
 
 def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[str, int], bits: int,
-               clock_mhz: float, arrival: tuple[float, float] | None = None, scale: float = 1.0) -> Structural:
+               clock_mhz: float, arrival: tuple[float, float] | None = None, scale: float = 1.0,
+               family: str = "vitis") -> Structural:
     """Design figures of ``layers`` (HlsLayer) as hls4ml generates them; ``reuse``: layer name → RF used.
 
     ``arrival``: (first, last) input word times (io_stream); ``scale`` multiplies every
@@ -150,8 +153,14 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             tree = 1 + math.ceil(_log2(n_in) / levels)
             if stream:
                 if strat == "resource":
-                    busy = out_px * (rf + 6) + max(0, in_px - out_px) * 4
-                    depth = rf + 6
+                    if family == "vitis":
+                        # Vitis HLS 2023.1 (ML_FPGAonPixel per-layer reports): ~2.5 cycles a window at
+                        # RF 1, ~2·RF at RF 36–252 (the RF loop does not reach II 1), 1.5 otherwise
+                        win, other = (2.5 if rf == 1 else 2.0 * rf + 1.0), 1.5
+                    else:  # Vivado HLS 2019.2/2020.1: the RF loop plus ~6 cycles of call and pipeline fill
+                        win, other = rf + 6.0, 4.0
+                    busy = out_px * win + max(0, in_px - out_px) * other
+                    depth = win
                 else:
                     busy = in_px * rf
                     depth = tree + 2
