@@ -215,7 +215,11 @@ def render(r: dict, by_id: dict) -> str:
           "them); (3) Vitis HLS io_stream convolutions are seen in two sources only (ML_FPGAonPixel, hls4ml CI), so "
           "the Vitis × io_stream correction is learned from little; a Resource-strategy conv there took about 2 "
           "cycles a pixel at reuse 1 and 1.6–2× RF a window at reuse 36–252, with data-dependent (min ≠ max) "
-          "latency. The ridge strengths were chosen among four settings on this same cross-validation.",
+          "latency. Those Vitis constants of the structural model (2.5 cycles a window at RF 1, 2·RF + 1 above, 1.5 for other "
+          "pixels) were read from ML_FPGAonPixel's per-layer reports, so that source's held-out figure is not "
+          "independent of it; every other constant comes from hls4ml's templates. The ridge strengths were chosen "
+          "among four settings on this same cross-validation. Neither the Vitis Resource numbers nor the study's "
+          "student have been checked against a synthesis run by us: no Vivado/Vitis here.",
           "", f"Reproduce: `python tools/bench_fpga_calibration.py` ({r['seconds']:.0f} s).", ""]
     return "\n".join(L)
 

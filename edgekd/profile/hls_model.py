@@ -128,7 +128,12 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
     levels = max(1, round(4 * (1000.0 / clock_mhz) / 5.0))  # adder levels a cycle (4 at 5 ns)
     figs: list[LayerFigures] = []
     words_next: int | None = None  # stream words of the next layer's input (None: its pixels)
+    prev_out: tuple[int, ...] = ()
     for l in layers:
+        if stream and l.kind == "dense" and words_next is None and len(prev_out) > 1:
+            # a Flatten that left no config of its own (hls4ml's Reshape): still one word per pixel
+            words_next = int(math.prod(prev_out[:-1]))
+        prev_out = tuple(l.out_shape)
         rf = max(1, int(reuse.get(l.name, l.reuse_factor or 1)))
         strat = (l.strategy or default_strat).lower()
         wb = l.weight_bits or bits
