@@ -18,6 +18,9 @@ def test_study_student_estimate_is_labelled_and_checked_against_the_part():
     assert fig.percent["dsp"] > 100 and fig.details["fits_part"] is False
     rfs = fig.details["fitting_reuse_factors"]
     assert isinstance(rfs, dict) and all(r >= 1 for r in rfs.values()) and max(rfs.values()) > 1
+    # the reuse search trades DSPs only; what else stays above the part at the upper end is stated
+    if "reuse_alone_insufficient" in fig.details:
+        assert "% of the part" in fig.details["reuse_alone_insufficient"]
 
 
 def test_io_parallel_has_no_first_pixel_stream_model():

@@ -115,6 +115,16 @@ def fastest_fitting_reuse(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTa
     estimator, and a combination "fits" when the *upper end* of its DSP interval (80 %,
     cross-validated on real reports) is within the part.
     """
+    try:
+        return _fastest_fitting_reuse(layers, cfg, target, candidates)
+    except ConfigError:
+        if candidates >= 12:
+            raise
+        return _fastest_fitting_reuse(layers, cfg, target, 12)  # wider search before giving up
+
+
+def _fastest_fitting_reuse(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget,
+                           candidates: int) -> dict[str, int]:
     compute = [l for l in layers if l.kind in ("dense", "conv1d", "conv2d")]
     options = []
     for l in compute:

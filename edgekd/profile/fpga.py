@@ -117,12 +117,11 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
         try:
             rfs = fastest_fitting_reuse(layers, hcfg, target)
             trial = fe.estimate_hls(layers, fe.HlsConfig(**{**hcfg.__dict__, "layer_reuse": rfs}), target)
-            if trial.fits():
-                details["fitting_reuse_factors"] = rfs
-            else:  # the search only trades DSPs; LUT-bound designs need fewer bits or a smaller student
-                worst = max(trial.percent_upper().items(), key=lambda kv: kv[1])
-                details["fitting_reuse_factors"] = (f"none found by reuse alone ({worst[0]}-bound: up to "
-                                                    f"{worst[1]:.0f} % {worst[0].upper()} at {rfs})")
+            details["fitting_reuse_factors"] = rfs  # the fastest whose DSP interval's upper end fits
+            if not trial.fits():  # the search only trades DSPs; the rest needs fewer bits or a smaller student
+                over = {k: round(v) for k, v in trial.percent_upper().items() if v > 100}
+                details["reuse_alone_insufficient"] = (f"at these reuse factors the upper ends still exceed the "
+                                                       f"part: {over} (% of the part)")
         except ConfigError as exc:
             details["fitting_reuse_factors"] = f"none found: {exc.what}"
     fig = FpgaFigures(

@@ -6,7 +6,8 @@ For each figure (latency, II, LUT, FF, DSP, BRAM) the calibrated estimate is
 
 where ``structural`` is :func:`edgekd.profile.hls_model.structural` and the regime
 indicators are the tool family (Vitis HLS vs Vivado HLS), io_stream, the Resource
-strategy, Vitis × io_stream and Vitis × Resource. The seven coefficients per figure are a ridge fit that
+strategy, Vitis × io_stream, Vitis × Resource, convolutional (vs dense-only) and Vitis ×
+convolutional. The nine coefficients per figure are a ridge fit that
 shrinks towards "the structural model is right" (all zero), weighted so that every
 source counts about the same however many records it has.
 
@@ -17,6 +18,7 @@ held-out log residuals gives every estimate an 80 % interval (:func:`estimate`).
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable
@@ -31,6 +33,7 @@ REGIMES = ("io_stream CNN", "io_parallel CNN", "dense")
 REPORTED = {"latency": "latency_max", "ii": "ii_max", "lut": "lut", "ff": "ff", "dsp": "dsp", "bram": "bram_18k"}
 COVERAGE = 0.80
 MIN_REGIME = 10  # held-out residuals a regime needs for its own interval
+MAGNITUDE = 30.0  # 'comparable' designs: estimates within this factor
 RIDGE = float(__import__("os").environ.get("EDGEKD_RIDGE", "10"))
 SLOPE_RIDGE = float(__import__('os').environ.get('EDGEKD_SLOPE_RIDGE', '1e6'))
 
@@ -42,12 +45,14 @@ class Design:
     family: str  # vivado | vitis
     io_type: str
     strategy: str
+    cnn: bool = False  # has convolution or pooling layers
 
     def regime(self) -> np.ndarray:
         vitis = 1.0 if self.family == "vitis" else 0.0
         stream = 1.0 if self.io_type == "io_stream" else 0.0
         res = 1.0 if self.strategy == "Resource" else 0.0
-        return np.array([vitis, stream, res, vitis * stream, vitis * res])
+        cnn = 1.0 if self.cnn else 0.0
+        return np.array([vitis, stream, res, vitis * stream, vitis * res, cnn, vitis * cnn])
 
 
 def record_structural(r: CalibrationRecord) -> hls_model.Structural:
@@ -77,27 +82,43 @@ class Fit:
 
     def interval(self, metric: str, value: float, coverage: float = COVERAGE,
                  regime: str | None = None) -> tuple[float, float]:
-        """The ``coverage`` interval around ``value`` from the held-out residuals of the same
-        regime (io_stream CNN / io_parallel CNN / dense) when it has at least 10, else all."""
-        res = self.residuals.get(f"{metric}/{regime}") if regime else None
-        if res is None or len(res) < MIN_REGIME:
-            res = self.residuals.get(metric)
+        """The ``coverage`` interval around ``value`` from held-out residuals of comparable designs:
+        the same regime (io_stream CNN / io_parallel CNN / dense) and an estimate within a factor
+        of :data:`MAGNITUDE` of ``value`` (a one-cycle miss on a 2-cycle design says nothing about a
+        10,000-cycle one); widened to the regime, then to all, when fewer than :data:`MIN_REGIME`."""
+        pts = self.residuals.get(f"{metric}/points")
+        res = _neighbours(pts, value, regime) if pts is not None else self.residuals.get(metric)
         if res is None or len(res) < 5:
             return (value / 2, value * 2)
-        lo_q, hi_q = np.quantile(res, [(1 - coverage) / 2, 1 - (1 - coverage) / 2])
-        lv = math.log1p(max(value, 0.0))
-        return (float(math.floor(max(0.0, math.expm1(lv + lo_q)))), float(math.ceil(math.expm1(lv + hi_q))))
+        return _apply(value, res, coverage)
+
+
+def _neighbours(pts: np.ndarray, value: float, regime: str | None, exclude_group: str | None = None) -> np.ndarray:
+    """Residuals (column 1) of the rows of ``pts`` = [(estimate, residual, regime index, group index)]."""
+    keep = np.ones(len(pts), dtype=bool) if exclude_group is None else pts[:, 3] != float(zlib.crc32(exclude_group.encode()))
+    reg = pts[:, 2] == (REGIMES.index(regime) if regime in REGIMES else -1)
+    near = (pts[:, 0] + 1 >= (value + 1) / MAGNITUDE) & (pts[:, 0] + 1 <= (value + 1) * MAGNITUDE)
+    for mask in (keep & reg & near, keep & reg, keep):
+        if mask.sum() >= MIN_REGIME:
+            return pts[mask, 1]
+    return pts[keep, 1]
+
+
+def _apply(value: float, res: np.ndarray, coverage: float = COVERAGE) -> tuple[float, float]:
+    lo_q, hi_q = np.quantile(res, [(1 - coverage) / 2, 1 - (1 - coverage) / 2])
+    lv = math.log1p(max(value, 0.0))
+    return (float(math.floor(max(0.0, math.expm1(lv + lo_q)))), float(math.ceil(math.expm1(lv + hi_q))))
 
 
 def _fit(points: list[tuple[float, float, Design, float]]) -> np.ndarray:
     """Ridge fit of the correction (log reported − log structural) on (structural, reported, design, weight)."""
     if not points:
-        return np.zeros(7)
+        return np.zeros(9)
     X = np.array([_row(x, d) for x, _, d, _ in points])
     y = np.array([math.log1p(max(r, 0.0)) - math.log1p(max(x, 0.0)) for x, r, _, _ in points])
     w = np.array([wt for *_, wt in points])
     W = np.sqrt(w)[:, None]
-    A = (X * W).T @ (X * W) + RIDGE * np.diag([0.05, SLOPE_RIDGE, 1, 1, 1, 1, 1])
+    A = (X * W).T @ (X * W) + RIDGE * np.diag([0.05, SLOPE_RIDGE, 1, 1, 1, 1, 1, 1, 1])
     b = (X * W).T @ (y * W[:, 0])
     return np.linalg.solve(A, b)
 
@@ -111,7 +132,7 @@ def _points(recs: list[tuple[CalibrationRecord, dict[str, float]]], metric: str)
         rep = r.reported.get(REPORTED[metric])
         if rep is None:
             continue
-        out.append((feats[metric], float(rep), Design(r.family, r.io_type, r.strategy), 1.0 / math.sqrt(counts[r.group]),
+        out.append((feats[metric], float(rep), Design(r.family, r.io_type, r.strategy, r.regime != "dense"), 1.0 / math.sqrt(counts[r.group]),
                     r))
     return out
 
@@ -168,29 +189,21 @@ def cross_validate(recs: list[tuple[CalibrationRecord, dict[str, float]]]) -> tu
                 rep = r.reported.get(REPORTED[m])
                 if rep is None:
                     continue
-                est = f.predict(m, feats[m], Design(r.family, r.io_type, r.strategy))
+                est = f.predict(m, feats[m], Design(r.family, r.io_type, r.strategy, r.regime != "dense"))
                 preds.append((r, m, float(rep), est, feats[m]))
-    residuals = {m: np.array([math.log1p(rep) - math.log1p(max(est, 0)) for r, mm, rep, est, _ in preds if mm == m])
-                 for m in METRICS}
+    residuals: dict[str, np.ndarray] = {
+        m: np.array([math.log1p(rep) - math.log1p(max(est, 0)) for r, mm, rep, est, _ in preds if mm == m])
+        for m in METRICS}
     for m in METRICS:
-        for rg in REGIMES:
-            residuals[f"{m}/{rg}"] = np.array([math.log1p(rep) - math.log1p(max(est, 0))
-                                               for r, mm, rep, est, _ in preds if mm == m and r.regime == rg])
+        residuals[f"{m}/points"] = np.array(
+            [(est, math.log1p(rep) - math.log1p(max(est, 0)), REGIMES.index(r.regime), float(zlib.crc32(r.group.encode())))
+             for r, mm, rep, est, _ in preds if mm == m]).reshape(-1, 4)
     # the interval of each held-out prediction comes from the other sources' residuals only
     rows = []
     for r, m, rep, est, x in preds:
-        others = np.array([math.log1p(rep2) - math.log1p(max(est2, 0)) for r2, mm, rep2, est2, _ in preds
-                           if mm == m and r2.group != r.group and r2.regime == r.regime])
-        if len(others) < MIN_REGIME:
-            others = np.array([math.log1p(rep2) - math.log1p(max(est2, 0)) for r2, mm, rep2, est2, _ in preds
-                               if mm == m and r2.group != r.group])
-        if len(others) >= 5:
-            lo_q, hi_q = np.quantile(others, [(1 - COVERAGE) / 2, 1 - (1 - COVERAGE) / 2])
-        else:
-            lo_q, hi_q = -math.log(2), math.log(2)
-        lv = math.log1p(max(est, 0))
-        rows.append(CvRow(r.id, r.group, r.regime, m, rep, est, float(math.floor(max(0.0, math.expm1(lv + lo_q)))),
-                          float(math.ceil(math.expm1(lv + hi_q))), x))
+        res = _neighbours(residuals[f"{m}/points"], est, r.regime, exclude_group=r.group)
+        lo, hi = _apply(est, res) if len(res) >= 5 else (est / 2, est * 2)
+        rows.append(CvRow(r.id, r.group, r.regime, m, rep, est, lo, hi, x))
     return rows, residuals
 
 

@@ -386,7 +386,7 @@ def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | No
     s = hls_model.structural(layers, io_type=cfg.io_type, strategy=cfg.strategy, reuse=reuse, bits=bits,
                              clock_mhz=clk, family=family)
     fit = cal.calibration()
-    design = cal.Design(family, cfg.io_type, cfg.strategy)
+    design = cal.Design(family, cfg.io_type, cfg.strategy, cal.regime_of(layers, cfg.io_type) != "dense")
     feats = hls_model.features(s)
     figs = {m: fit.predict(m, feats[m], design) for m in cal.METRICS}
     regime = cal.regime_of(layers, cfg.io_type)

@@ -9,8 +9,8 @@ and states the error left over.
 
 io_stream (every layer a DATAFLOW process, FIFOs between them)
   * conv, Latency strategy: ``conv_2d_buffer_cl`` pipelines its pixel loop at
-    ``II = reuse_factor``: one input pixel per RF cycles (``II_px``; Vitis HLS 2023+ gets
-    2–4, not 1, for one channel — left to the calibration).
+    ``II = reuse_factor``: one input pixel per RF cycles with Vivado HLS; Vitis HLS 2023+
+    does not get below about 3 cycles a pixel (depthwise kernels excepted).
   * conv, Resource strategy: the pixel loop is *not* pipelined (no PIPELINE pragma for
     Resource in ``conv_2d_buffer_cl``); ``compute_output_buffer_2d`` is INLINE OFF and
     runs the ``dense_resource`` RF loop only for pixels that complete a window (strides
@@ -167,7 +167,11 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
                     busy = out_px * win + max(0, in_px - out_px) * other
                     depth = win
                 else:
-                    busy = in_px * rf
+                    # Vivado HLS reaches II = RF per pixel; Vitis HLS 2023+ does not get below ~3 on a
+                    # (non-depthwise) Latency stream conv (seanlipps/ECE226_CoDesign, 2024.1: 390 cycles
+                    # for 130 pixels; hls4ml's depthwise kernel still reaches 1)
+                    px = max(rf, 3) if family == "vitis" and not depthwise else rf
+                    busy = in_px * px
                     depth = tree + 2
                 per_word = busy / max(in_px, 1)
                 ii = busy
@@ -236,7 +240,11 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             per_word = max(in_px, out_px) / max(in_px, 1)
             lut += chans * ab * 0.5
         if m:
-            share = _dsp_share(min(wb, ab) if min(wb, ab) < 11 else max(wb, ab))
+            if strat == "resource" or rf > 1:
+                # weights read from memory: variable multiplies, bound to DSPs even when narrow
+                share = 1.0 if max(wb, ab) >= 10 else 0.5
+            else:  # constant weights: narrow products become LUT shift-adds
+                share = _dsp_share(min(wb, ab) if min(wb, ab) < 11 else max(wb, ab))
             dsp = m * share
             acc = wb + ab
             # the adder tree (one accumulator-wide adder per product) plus LUT multipliers

@@ -178,8 +178,10 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
             if f["details"].get("refused"):
                 L.append(f"- {f['model']} ({f['target']}): refused — {f['source']}.")
             elif not f["details"].get("fits_part", True):
-                L.append(f"- {f['model']}: the configured design exceeds the part; reuse factors estimated to fit: "
-                         f"`{f['details'].get('fitting_reuse_factors')}`.")
+                L.append(f"- {f['model']}: the configured design exceeds the part (upper end of the 80 % interval); "
+                         f"reuse factors whose DSPs fit: `{f['details'].get('fitting_reuse_factors')}`"
+                         + (f"; {f['details']['reuse_alone_insufficient']}"
+                            if f['details'].get('reuse_alone_insufficient') else "") + ".")
         L.append("\nSources: " + "; ".join(sorted({f['source'] for f in res.fpga})) + ".\n")
 
     e = res.environment
