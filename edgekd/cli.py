@@ -80,6 +80,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_profile(args: argparse.Namespace) -> int:
     path = Path(args.model)
+    if path.is_dir() and getattr(args, "reports", None):
+        from edgekd.profile.fpga_reports import compare_run
+
+        return compare_run(path, Path(args.reports), append=args.append_calibration)
     if path.is_dir():
         return _profile_run_dir(path, args.target)
     if args.target not in (None, "onnxruntime"):
@@ -171,13 +175,21 @@ def _profile_run_dir(root: Path, target: str | None) -> int:
               f"{'DSP':>6} {'%LUT':>6} {'%DSP':>6}  first pixel→decision")
         for f in rows:
             a = acc.get(f["model"])
+            iv = f.get("intervals") or {}
             lat = ("refused (too large)" if f["details"].get("refused")
-                   else f"{f['latency_cycles']:,} cyc = {f['latency_us']:.3g} µs")
+                   else f"{f['latency_cycles']:,} cyc = {f['latency_us']:.3g} µs"
+                   + (" [{:.3g}–{:.3g}]".format(*iv["latency_us"]) if "latency_us" in iv else ""))
             fp = f["first_pixel_to_decision_us"]
             print(f"{f['model']:<14} {100 * a['acc_mean'] if a else float('nan'):>7.2f} {f['method']:<10} {lat:>22} "
                   f"{f['ii_cycles']:>7,} {f['resources']['lut']:>11,} {f['resources']['ff']:>9,} "
                   f"{f['resources']['dsp']:>6,} {f['percent'].get('lut', 0):>6.1f} {f['percent'].get('dsp', 0):>6.1f}"
-                  f"  {'–' if fp is None else f'{fp:.2f} µs'}")
+                  f"  {'–' if fp is None else f'{fp:.2f} µs'}"
+                  + (" [{:.2f}–{:.2f}]".format(*iv["first_pixel_to_decision_us"])
+                     if "first_pixel_to_decision_us" in iv else ""))
+            if iv:
+                print(f"{'':<14} 80 % intervals: II {iv['ii_cycles'][0]:,.0f}–{iv['ii_cycles'][1]:,.0f}, "
+                      f"LUT {iv['lut'][0]:,.0f}–{iv['lut'][1]:,.0f}, DSP {iv['dsp'][0]:,.0f}–{iv['dsp'][1]:,.0f}; "
+                      f"fits the part (upper end): {'yes' if f['details'].get('fits_part') else 'NO'}")
         return 0
     rows = [r for r in rep.get("latency", []) if target is None or r["target"] == target]
     if not rows:
@@ -259,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--warmup", type=_non_negative_int, default=50, help="untimed calls first (default 50)")
     pr.add_argument("--threads", type=_positive_int, default=1, help="intra-op threads (default 1)")
     pr.add_argument("--json", help="also write the records to this JSON file")
+    pr.add_argument("--reports", metavar="DIR", help="with --target fpga-hls: your Vivado/Vitis csynth reports "
+                    "(DIR/<model>/…) shown next to the estimate")
+    pr.add_argument("--append-calibration", action="store_true",
+                    help="with --reports: add each report to your FPGA calibration file (used by later estimates)")
     pr.set_defaults(func=_cmd_profile)
 
     rp = sub.add_parser("report", help="print the report of a run directory",

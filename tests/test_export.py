@@ -125,7 +125,7 @@ def test_hls_failed_check_is_marked_failed(cells, tmp_path):
 @pytest.mark.hls
 def test_hls_reuse_auto_writes_factors_that_fit_the_part(cells, tmp_path):
     """The study's student at reuse 1 needs ~3x the KU035's DSPs; 'auto' writes per-layer
-    reuse factors into the project, its C simulation still matches, and the figures fit."""
+    reuse factors into the project, its C simulation still matches, and its DSPs fit."""
     from edgekd.export import hls
     from edgekd.profile.fpga import hls_figures
 
@@ -143,7 +143,10 @@ def test_hls_reuse_auto_writes_factors_that_fit_the_part(cells, tmp_path):
     for rf in set(reuse.values()):
         assert f"reuse_factor = {rf};" in params, rf
     fig, _ = hls_figures(m, "cnn", (1, 48, 48), cfg, art.metadata["total_width"], layer_reuse=reuse)
-    assert fig.details["fits_part"] and fig.percent["dsp"] <= 100
+    # the DSPs fit at the upper end of their 80 % interval (what 'auto' searches); whether every other
+    # resource does is judged the same way and stated, not assumed
+    assert fig.details["percent_upper"]["dsp"] <= 100 and fig.percent["dsp"] <= 100
+    assert fig.details["fits_part"] == all(v <= 100 for v in fig.details["percent_upper"].values())
     assert fig.latency_cycles >= fig1.latency_cycles  # fitting costs cycles, never saves them
     with pytest.raises(ValueError):
         HlsExportConfig(reuse_factor=0)

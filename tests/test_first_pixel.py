@@ -26,17 +26,18 @@ def test_arrival_of_last_pixel():
     assert arrival_us(9, PixelBus(pixels_per_clock=1, clock_mhz=100))[1] == pytest.approx(0.08)
 
 
-def test_study_configuration_fits_and_lands_near_14_5_us(study_layers):
+def test_study_configuration_fits_and_states_its_interval(study_layers):
     t = load_fpga(KU035)
     cfg = study_configuration(study_layers, t)
     res, est = stream_first_pixel(study_layers, cfg, t, model="cellsort-cnn")
-    assert est.dsp <= t.resources.dsp
-    assert cfg.layer_reuse[study_layers[0].name] == 1  # the first conv keeps one pixel per cycle
-    # compute-bound: conv1 takes 48·48 cycles at 200 MHz = 11.52 µs; the bus delivers the frame in 1.15 µs
+    assert est.upper()["dsp"] <= t.resources.dsp  # fits at the upper end of the DSP interval
+    assert cfg.layer_reuse[study_layers[0].name] == 1  # the first conv keeps its full rate
     assert res.last_pixel_arrival_us == pytest.approx(1.148)
-    assert 11.52 <= res.first_pixel_to_decision_us < STUDY_FIRST_PIXEL_TO_DECISION_US
-    assert -0.25 < res.compare() < -0.1  # the model is ~20 % below the study's measurement
-    assert res.details["bottleneck"] == study_layers[0].name and res.method == "estimated"
+    lo, hi = res.details["first_pixel_to_decision_interval_us"]
+    # Vitis HLS, Resource strategy: a window costs ~2.5 cycles at RF 1 → far above the old 11.65 µs
+    assert lo <= res.first_pixel_to_decision_us <= hi
+    assert res.first_pixel_to_decision_us > STUDY_FIRST_PIXEL_TO_DECISION_US
+    assert res.method == "estimated" and res.details["coverage"] == pytest.approx(0.8)
 
 
 def test_slow_bus_dominates(study_layers):

@@ -60,14 +60,39 @@ def test_study_student_layers_and_stream_schedule():
     assert kinds == ["conv2d", "act", "pool", "conv2d", "act", "pool", "flatten", "dense"]
     assert layers[3].in_shape == (23, 23, 16) and layers[7].in_pixels == 100  # 10×10 pixels of 16 channels
     t = load_fpga(KU035)
-    e1 = estimate_hls(layers, HlsConfig(io_type="io_stream", reuse_factor=1), t)
-    # conv1 takes one pixel per cycle: 48·48 cycles, plus a short tail through the chain
-    assert 2304 <= e1.latency_cycles <= 2304 + 60 and e1.ii_cycles == 2304
-    e9 = estimate_hls(layers, HlsConfig(io_type="io_stream", reuse_factor=9), t)
-    assert e9.latency_cycles > 8 * e1.latency_cycles and e9.dsp < e1.dsp
-    assert e1.dsp == 9 * 16 + 144 * 16 + 1600 * 2  # one multiplier per weight at RF 1 (16-bit → DSP)
+    e1 = estimate_hls(layers, HlsConfig(io_type="io_stream", strategy="Latency", reuse_factor=1, backend="Vivado"), t)
+    # Latency strategy, Vivado HLS: conv1 takes one pixel per cycle (structure: 48·48 + a short tail), calibrated
+    assert 2304 <= e1.structural["latency"] <= 2304 + 250
+    vitis = estimate_hls(layers, HlsConfig(io_type="io_stream", strategy="Latency", reuse_factor=1), t)
+    assert vitis.structural["ii"] == 3 * 2304  # Vitis HLS does not get below ~3 cycles a pixel
+    lo, hi = e1.intervals["latency_cycles"]
+    assert lo <= e1.latency_cycles <= hi and lo < 2304 * 1.2 and hi > 2304
+    assert e1.structural["ii"] == 2304
+    e9 = estimate_hls(layers, HlsConfig(io_type="io_stream", strategy="Latency", reuse_factor=9, backend="Vivado"), t)
+    assert e9.latency_cycles > 5 * e1.latency_cycles and e9.dsp < e1.dsp
+    # the structural multiplier count is one per weight at RF 1 (16-bit → DSP); the reported figure is calibrated
+    assert e1.structural["dsp"] == 9 * 16 + 144 * 16 + 1600 * 2
+    assert e1.intervals["dsp"][0] <= e1.dsp <= e1.intervals["dsp"][1]
     r = latency_result(e1)
     assert r.method == "estimated" and r.p50_us == pytest.approx(e1.latency_cycles / 200.0)
+    assert r.details["intervals"]["latency_cycles"] == e1.intervals["latency_cycles"]
+    assert "80 %" in e1.interval_text("latency_cycles", "cycles")
+
+
+def test_resource_stream_conv_costs_per_window_and_tool_family():
+    from edgekd.profile import hls_model
+
+    layers = layers_from_spec([{"kind": "conv2d", "height": 12, "width": 12, "channels": 1, "filters": 4,
+                                "kernel": 3, "stride": 1}])
+    kw = dict(io_type="io_stream", strategy="Resource", reuse={"l0": 4}, bits=16, clock_mhz=200)
+    viv = hls_model.structural(layers, family="vivado", **kw)
+    vit = hls_model.structural(layers, family="vitis", **kw)
+    # 100 windows, 44 other pixels: Vivado RF + 6 and 4; Vitis 2·RF + 1 and 1.5
+    assert viv.ii == 100 * 10 + 44 * 4 and vit.ii == 100 * 9 + 44 * 1.5
+    strided = layers_from_spec([{"kind": "conv2d", "height": 12, "width": 12, "channels": 1, "filters": 4,
+                                 "kernel": 3, "stride": 3}])
+    # strides skip windows: 4×4 windows complete, the other 128 pixels only shift the line buffer
+    assert hls_model.structural(strided, family="vivado", **kw).ii == 16 * 10 + 128 * 4
 
 
 def test_io_parallel_latency_grows_with_reuse():
@@ -76,10 +101,18 @@ def test_io_parallel_latency_grows_with_reuse():
     t = load_fpga(KU035)
     lat = [estimate_hls(layers, HlsConfig(io_type="io_parallel", strategy="Resource", reuse_factor=rf), t)
            for rf in (1, 2, 4, 8, 16, 32)]
-    assert all(a.latency_cycles < b.latency_cycles for a, b in zip(lat, lat[1:]))
-    assert [e.ii_cycles for e in lat] == [1, 2, 4, 8, 16, 32]
+    assert all(a.latency_cycles <= b.latency_cycles for a, b in zip(lat, lat[1:]))
+    assert lat[-1].latency_cycles > 3 * lat[0].latency_cycles
+    assert [e.structural["ii"] for e in lat] == [1, 2, 4, 8, 16, 32]
     fast = estimate_hls(layers, HlsConfig(io_type="io_parallel", strategy="Latency"), t)
-    assert fast.latency_cycles < lat[0].latency_cycles
+    assert fast.latency_cycles <= lat[0].latency_cycles
+
+
+def test_fits_is_judged_on_the_upper_end():
+    layers = layers_from_spec([{"kind": "dense", "n_in": 64, "n_out": 32}])
+    est = estimate_hls(layers, HlsConfig(io_type="io_parallel"), load_fpga(KU035))
+    assert all(est.upper()[k] >= v for k, v in (("lut", est.lut), ("dsp", est.dsp)))
+    assert est.fits() == all(v <= 100 for v in est.percent_upper().values())
 
 
 def test_vendor_report_overrides_estimate(tmp_path):

@@ -150,15 +150,17 @@ def apply_precisions(hc: dict[str, Any], input_type: str, layers: list[LayerPrec
 def fitted_reuse_factors(model: nn.Module, input_shape: tuple[int, ...], cfg: HlsExportConfig,
                          bits: int) -> dict[str, int]:
     """``reuse_factor: auto``: module path → reuse factor, the fastest per-layer factors whose
-    estimated DSPs fit the target part at ``bits`` (empty: reuse 1 everywhere already fits,
+    estimated DSPs (upper end of the calibrated 80 % interval) fit the target part at ``bits``
+    (empty: reuse 1 everywhere already fits,
     or no factor among the candidates fits; the figures then say so)."""
     from edgekd.profile import fpga_estimate as fe
     from edgekd.profile.first_pixel import fastest_fitting_reuse
 
     target = load_fpga(cfg.target)
     layers = fe.layers_from_torch(model, tuple(input_shape))
-    hcfg = fe.HlsConfig(io_type=cfg.io_type, strategy=cfg.strategy, reuse_factor=1, weight_bits=bits, act_bits=bits)
-    if fe.estimate_hls(layers, hcfg, target).dsp <= target.resources.dsp:
+    hcfg = fe.HlsConfig(io_type=cfg.io_type, strategy=cfg.strategy, reuse_factor=1, weight_bits=bits, act_bits=bits,
+                        backend=cfg.backend)
+    if fe.estimate_hls(layers, hcfg, target).upper()["dsp"] <= target.resources.dsp:  # fits at the interval's top
         return {}
     try:
         rfs = fastest_fitting_reuse(layers, hcfg, target)

@@ -6,7 +6,7 @@ synthesis report in the project overrides it (then its source names the report).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,23 @@ class FpgaFigures:
     first_pixel_to_decision_us: float | None
     source: str
     details: dict[str, Any]
+    # figure → [low, high]: the cross-validated interval of each estimated figure (empty when
+    # measured, simulated or read from a vendor report); keys latency_cycles, latency_us,
+    # ii_cycles, lut, ff, dsp, bram_36k, first_pixel_to_decision_us
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    coverage: float | None = None  # of the intervals (0.8)
+
+    def interval_text(self, key: str, fmt: str = ",.0f", unit: str = "") -> str:
+        """``4,480 cycles [3,700–5,600], 80 %``; the bare value when the figure has no interval."""
+        v = {"latency_cycles": self.latency_cycles, "latency_us": self.latency_us, "ii_cycles": self.ii_cycles,
+             "first_pixel_to_decision_us": self.first_pixel_to_decision_us, **self.resources}.get(key)
+        if v is None:
+            return "–"
+        u = f" {unit}" if unit else ""
+        if key not in self.intervals or self.coverage is None:
+            return f"{v:{fmt}}{u}"
+        lo, hi = self.intervals[key]
+        return f"{v:{fmt}}{u} [{lo:{fmt}}–{hi:{fmt}}], {100 * self.coverage:.0f} %"
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -54,13 +71,29 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
     layers = fe.layers_from_torch(model, input_shape)
     base_rf = cfg.base_reuse_factor
     hcfg = fe.HlsConfig(io_type=cfg.io_type, strategy=cfg.strategy, reuse_factor=base_rf,
-                        layer_reuse=dict(layer_reuse or {}), weight_bits=bits, act_bits=bits)
+                        layer_reuse=dict(layer_reuse or {}), weight_bits=bits, act_bits=bits, backend=cfg.backend)
+    if project is not None and (project / "firmware" / "parameters.h").is_file():
+        # the generated project's own layer configs (reuse factors hls4ml actually used, strategy, widths)
+        from edgekd.profile.hls_project import read_project
+
+        try:
+            layers = _project_layers(read_project(project).layers, layers)
+        except Exception:  # noqa: BLE001 - an unreadable project falls back to the model's layers
+            pass
     first_pixel = None
+    fp_iv: list[float] | None = None
     if cfg.io_type == "io_stream" and target.pixel_bus is not None:
         fp, est = stream_first_pixel(layers, hcfg, target, model=name)
         first_pixel = fp.first_pixel_to_decision_us
+        fp_iv = fp.details.get("first_pixel_to_decision_interval_us")
     else:
         est = fe.estimate_hls(layers, hcfg, target, model=name)
+    intervals = {k: list(v) for k, v in est.intervals.items()}
+    if "latency_cycles" in intervals:
+        intervals["latency_us"] = [c / est.clock_mhz for c in intervals["latency_cycles"]]
+    if fp_iv is not None:
+        intervals["first_pixel_to_decision_us"] = list(fp_iv)
+    vendor = None
     if project is not None and project.is_dir():
         from edgekd.export.vendor_reports import read_reports
 
@@ -68,9 +101,14 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
         if vendor is not None:
             est = fe.estimate_with_vendor(est, vendor)
             first_pixel = None  # a vendor report times the design, not the pixel bus
+            intervals = {}
     lat = fe.latency_result(est)
-    fits = all(v <= 100.0 for v in est.percent().values())
-    details: dict[str, Any] = {"reference_error": est.reference_error, "fits_part": fits}
+    fits = est.fits() if vendor is None else all(v <= 100.0 for v in est.percent().values())
+    details: dict[str, Any] = {"fits_part": fits,
+                               "fits_part_rule": ("upper end of the 80 % interval of every resource"
+                                                  if vendor is None else "vendor report"),
+                               "percent_upper": est.percent_upper() if vendor is None else est.percent(),
+                               "structural": est.structural, "bottleneck": est.bottleneck}
     if not fits:
         # Tell the user which reuse factors would fit instead of leaving them to trial synthesis.
         from edgekd.errors import ConfigError
@@ -79,20 +117,35 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
         try:
             rfs = fastest_fitting_reuse(layers, hcfg, target)
             trial = fe.estimate_hls(layers, fe.HlsConfig(**{**hcfg.__dict__, "layer_reuse": rfs}), target)
-            if all(v <= 100.0 for v in trial.percent().values()):
-                details["fitting_reuse_factors"] = rfs
-            else:  # the search only trades DSPs; LUT-bound designs need fewer bits or a smaller student
-                details["fitting_reuse_factors"] = ("none found by reuse alone (LUT-bound: "
-                                                    f"{trial.percent().get('lut', 0):.0f} % LUT at {rfs})")
+            details["fitting_reuse_factors"] = rfs  # the fastest whose DSP interval's upper end fits
+            if not trial.fits():  # the search only trades DSPs; the rest needs fewer bits or a smaller student
+                over = {k: round(v) for k, v in trial.percent_upper().items() if v > 100}
+                details["reuse_alone_insufficient"] = (f"at these reuse factors the upper ends still exceed the "
+                                                       f"part: {over} (% of the part)")
         except ConfigError as exc:
             details["fitting_reuse_factors"] = f"none found: {exc.what}"
     fig = FpgaFigures(
         model=name, target="fpga-hls", part=target.part, method="estimated",
-        design=(f"hls4ml {cfg.io_type} {cfg.strategy} RF{base_rf}"
+        design=(f"hls4ml {cfg.backend} {cfg.io_type} {cfg.strategy} RF{base_rf}"
                 + (f" (per layer {layer_reuse})" if layer_reuse else "") + f", {bits}-bit"),
         latency_cycles=est.latency_cycles, latency_us=est.latency_us, ii_cycles=est.ii_cycles,
         clock_mhz=est.clock_mhz, resources={"lut": est.lut, "ff": est.ff, "dsp": est.dsp, "bram_36k": est.bram_36k},
         percent=est.percent(), first_pixel_to_decision_us=first_pixel, source=est.source,
-        details=details,
+        details=details, intervals=intervals, coverage=est.coverage if intervals else None,
     )
     return fig, lat
+
+
+def _project_layers(project_layers: list[Any], model_layers: list[Any]) -> list[Any]:
+    """The model's layer list with what the generated project says about each compute layer
+    (reuse factor, strategy, weight width), matched in order; the model's list when they disagree."""
+    pc = [l for l in project_layers if l.kind in ("dense", "conv1d", "conv2d")]
+    mc = [l for l in model_layers if l.kind in ("dense", "conv1d", "conv2d")]
+    if len(pc) != len(mc) or any(a.kind != b.kind for a, b in zip(pc, mc)):
+        return model_layers
+    for p, m in zip(pc, mc):
+        m.reuse_factor = p.reuse_factor or m.reuse_factor
+        m.strategy = p.strategy or m.strategy
+        m.weight_bits = p.weight_bits or m.weight_bits
+        m.n_zeros = p.n_zeros
+    return model_layers

@@ -68,6 +68,17 @@ class HlsLayer:
     stride: int = 1
     reuse_factor: int | None = None  # None: the configuration's default
     stream_words: int | None = None  # io_stream words in (a flattened image stays one word per pixel)
+    # facts read from a generated project (edgekd.profile.hls_project); None: the configuration's
+    padding: int = 0
+    kernel_w: int | None = None
+    stride_w: int | None = None
+    strategy: str | None = None  # latency | resource | distributed_arithmetic
+    weight_bits: int | None = None
+    accum_bits: int | None = None
+    n_zeros: int = 0
+    implementation: str | None = None
+    pool_op: str | None = None
+    activation: str | None = None
 
     @property
     def n_in(self) -> int:
@@ -192,6 +203,7 @@ class HlsConfig:
     weight_bits: int = 16  # ap_fixed<16,6> everywhere by default
     act_bits: int = 16
     clock_mhz: float | None = None  # None: the target's
+    backend: str = "Vitis"  # Vitis (Vitis HLS) | Vivado (Vivado HLS ≤ 2020.1): the calibration's tool family
 
     def validate(self) -> None:
         if self.io_type not in ("io_parallel", "io_stream"):
@@ -233,6 +245,33 @@ class HlsEstimate:
     budget: dict[str, int] = field(default_factory=dict)
     source: str = "estimated: edgekd.profile.fpga_estimate (hls4ml scheduling model)"
     reference_error: dict[str, Any] = field(default_factory=dict)
+    # cross-validated intervals: figure → [low, high] (same units), and their coverage
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    coverage: float = 0.0
+    structural: dict[str, float] = field(default_factory=dict)  # the uncalibrated figures
+    bottleneck: str = ""
+
+    def upper(self) -> dict[str, float]:
+        """Upper ends of the intervals (the figures 'fits the part' is judged on)."""
+        vals = {"lut": self.lut, "ff": self.ff, "dsp": self.dsp, "bram_36k": self.bram_36k}
+        return {k: (self.intervals[k][1] if k in self.intervals else v) for k, v in vals.items()}
+
+    def percent_upper(self) -> dict[str, float]:
+        up = self.upper()
+        return {k: 100.0 * up[k] / v for k, v in self.budget.items() if v}
+
+    def fits(self) -> bool:
+        """Fits the part at the upper end of every resource interval."""
+        return all(v <= 100.0 for v in self.percent_upper().values())
+
+    def interval_text(self, key: str, unit: str = "") -> str:
+        """``4,480 cycles [3,700–5,600], 80 %`` for one figure."""
+        v = {"latency_cycles": self.latency_cycles, "ii_cycles": self.ii_cycles, "lut": self.lut, "ff": self.ff,
+             "dsp": self.dsp, "bram_36k": self.bram_36k}[key]
+        if key not in self.intervals:
+            return f"{v:,}{' ' + unit if unit else ''}"
+        lo, hi = self.intervals[key]
+        return f"{v:,}{' ' + unit if unit else ''} [{lo:,.0f}–{hi:,.0f}], {100 * self.coverage:.0f} %"
 
     @property
     def latency_us(self) -> float:
@@ -261,10 +300,11 @@ def _block(layer: HlsLayer, rf: int, cfg: HlsConfig, clock_mhz: float) -> tuple[
     return rf + RESOURCE_DEPTH, rf
 
 
-def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | None = None, *,
-                 model: str = "", clock_mhz: float | None = None,
-                 input_arrival: tuple[float, float] | None = None) -> HlsEstimate:
-    """Latency (cycles), II and resources of hls4ml's design for ``layers``.
+def estimate_hls_v0(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | None = None, *,
+                    model: str = "", clock_mhz: float | None = None,
+                    input_arrival: tuple[float, float] | None = None) -> HlsEstimate:
+    """The first, uncalibrated scheduling model (kept to state how far off it was:
+    ``tools/bench_fpga_calibration.py`` reports its errors next to the calibrated model's).
 
     ``input_arrival`` (io_stream only) is ``(first, last)`` input pixel arrival time in
     this design's clock cycles; by default the source keeps up with the first layer.
@@ -315,6 +355,72 @@ def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | No
     return HlsEstimate(model=model, part=target.part if target else "", clock_mhz=clk, io_type=cfg.io_type,
                        strategy=cfg.strategy, latency_cycles=int(math.ceil(total)), ii_cycles=int(ii_total),
                        lut=lut, ff=ff, dsp=dsp, bram_36k=bram, layers=ests, budget=budget)
+
+
+def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | None = None, *,
+                 model: str = "", clock_mhz: float | None = None,
+                 input_arrival: tuple[float, float] | None = None) -> HlsEstimate:
+    """Latency (cycles), II and resources of hls4ml's design for ``layers``, calibrated on real
+    synthesis reports (:mod:`edgekd.profile.fpga_calibration`), each with its cross-validated
+    80 % interval.
+
+    The structure comes from :func:`edgekd.profile.hls_model.structural` (what hls4ml's
+    templates generate); the calibration corrects it per tool family, io_type and strategy.
+    ``input_arrival`` (io_stream only) is ``(first, last)`` input pixel arrival time in this
+    design's clock cycles; by default the source keeps up with the first layer.
+    """
+    from edgekd.profile import fpga_calibration as cal
+    from edgekd.profile import hls_model
+
+    cfg.validate()
+    clk = clock_mhz or cfg.clock_mhz or (target.clock_mhz if target else None)
+    if clk is None:
+        raise ConfigError("no clock given", where="fpga-hls", fix="pass a target or clock_mhz")
+    reuse: dict[str, int] = {}
+    for layer in layers:
+        if layer.kind in ("dense", "conv1d", "conv2d"):
+            want = layer.reuse_factor or cfg.layer_reuse.get(layer.name, cfg.reuse_factor)
+            reuse[layer.name] = closest_reuse_factor(layer.n_in, layer.n_out, want)
+    bits = max(cfg.weight_bits, cfg.act_bits)
+    family = "vivado" if cfg.backend.lower().startswith("vivado") else "vitis"
+    s = hls_model.structural(layers, io_type=cfg.io_type, strategy=cfg.strategy, reuse=reuse, bits=bits,
+                             clock_mhz=clk, family=family)
+    fit = cal.calibration()
+    design = cal.Design(family, cfg.io_type, cfg.strategy, cal.regime_of(layers, cfg.io_type) != "dense")
+    feats = hls_model.features(s)
+    figs = {m: fit.predict(m, feats[m], design) for m in cal.METRICS}
+    regime = cal.regime_of(layers, cfg.io_type)
+    ivs = {m: fit.interval(m, figs[m], regime=regime) for m in cal.METRICS}
+    lat, lat_iv = figs["latency"], ivs["latency"]
+    if cfg.io_type == "io_stream" and input_arrival is not None:
+        # the calibrated pace (cycles per word) through the same schedule, fed at the arrival times
+        def at(scale: float) -> float:
+            return hls_model.structural(layers, io_type=cfg.io_type, strategy=cfg.strategy, reuse=reuse, bits=bits,
+                                        clock_mhz=clk, arrival=input_arrival, scale=scale, family=family).latency
+
+        r = (1.0 + lat) / (1.0 + s.latency)
+        lo_r, hi_r = (1.0 + lat_iv[0]) / (1.0 + lat), (1.0 + lat_iv[1]) / (1.0 + lat)
+        lat = float(round(at(r)))
+        lat_iv = (float(math.floor(at(r * lo_r))), float(math.ceil(at(r * hi_r))))
+    bram36 = int(math.ceil(figs["bram"] / 2))
+    ests = [LayerEstimate(f.name, f.kind, f.reuse_factor, int(round(f.depth)), int(round(max(f.cycles_per_word, 1)))
+                          if cfg.io_type == "io_stream" else int(round(f.ii)), f.multipliers, f.first_out, f.last_out)
+            for f in s.layers]
+    budget = {}
+    if target is not None:
+        r_ = target.resources
+        budget = {"lut": r_.lut, "ff": r_.ff, "dsp": r_.dsp, "bram_36k": r_.bram_36k}
+    n_src = len({g for g in fit.groups})
+    return HlsEstimate(
+        model=model, part=target.part if target else "", clock_mhz=clk, io_type=cfg.io_type, strategy=cfg.strategy,
+        latency_cycles=int(lat), ii_cycles=int(max(figs["ii"], 1)), lut=int(figs["lut"]), ff=int(figs["ff"]),
+        dsp=int(figs["dsp"]), bram_36k=bram36, layers=ests, budget=budget,
+        source=(f"estimated: hls4ml structural model calibrated on {fit.n_records} synthesis reports from {n_src} "
+                f"sources ({cfg.backend} HLS family); intervals = leave-one-source-out 80 % error"),
+        intervals={"latency_cycles": [lat_iv[0], lat_iv[1]], "ii_cycles": list(ivs["ii"]), "lut": list(ivs["lut"]),
+                   "ff": list(ivs["ff"]), "dsp": list(ivs["dsp"]),
+                   "bram_36k": [math.floor(ivs["bram"][0] / 2), math.ceil(ivs["bram"][1] / 2)]},
+        coverage=cal.COVERAGE, structural={k: float(v) for k, v in feats.items()}, bottleneck=s.bottleneck)
 
 
 def _stream_schedule(layers: list[HlsLayer], ests: list[LayerEstimate],
@@ -394,7 +500,8 @@ def latency_result(est: HlsEstimate) -> LatencyResult:
         details={"latency_cycles": est.latency_cycles, "ii_cycles": est.ii_cycles, "clock_mhz": est.clock_mhz,
                  "io_type": est.io_type, "strategy": est.strategy, "part": est.part,
                  "resources": {"lut": est.lut, "ff": est.ff, "dsp": est.dsp, "bram_36k": est.bram_36k},
-                 "percent": est.percent(), "reference_error": est.reference_error})
+                 "percent": est.percent(), "reference_error": est.reference_error,
+                 "intervals": est.intervals, "coverage": est.coverage})
 
 
 # ---- error against published results ----------------------------------------------------
@@ -425,13 +532,15 @@ def load_reference_points(path: str | Path = REFERENCE_POINTS) -> list[dict[str,
 
 
 def reference_errors(path: str | Path = REFERENCE_POINTS) -> list[ReferenceError]:
-    """The estimator run on every published point, against what was reported."""
+    """The first (uncalibrated) model on the three points it was checked against before the
+    calibration corpus existed; kept as a record. The calibrated estimator's error is the
+    leave-one-source-out table of ``tools/bench_fpga_calibration.py``."""
     out: list[ReferenceError] = []
     for pt in load_reference_points(path):
         cfg = HlsConfig(io_type=pt["io_type"], strategy=pt["strategy"], reuse_factor=int(pt["reuse_factor"]),
                         weight_bits=int(pt.get("precision_bits", 16)), act_bits=int(pt.get("precision_bits", 16)))
         layers = layers_from_spec(pt["layers"])
-        est = estimate_hls(layers, cfg, clock_mhz=1000.0 / float(pt["clock_ns"]), model=pt["id"])
+        est = estimate_hls_v0(layers, cfg, clock_mhz=1000.0 / float(pt["clock_ns"]), model=pt["id"])
         if pt.get("scope", "design") == "dense_layers":
             lat = sum(e.latency_cycles for e in est.layers if e.kind == "dense")
         else:

@@ -172,22 +172,38 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
             a = acc_by.get(f["model"])
             pc = f["percent"]
             fp = f["first_pixel_to_decision_us"]
+            iv = f.get("intervals") or {}
+
+            def _iv(key: str, v: float, fmt: str = ",.0f") -> str:  # "v [lo–hi]" when estimated with an interval
+                return f"{v:{fmt}} [{iv[key][0]:{fmt}}–{iv[key][1]:{fmt}}]" if key in iv else f"{v:{fmt}}"
+
             lat_s = ("refused (does not fit)" if f["details"].get("refused")
-                     else f"{f['latency_cycles']:,} cycles = {f['latency_us']:.3g} µs")
+                     else f"{_iv('latency_cycles', f['latency_cycles'])} cycles = "
+                          f"{_iv('latency_us', f['latency_us'], '.3g')} µs")
+            pu = f["details"].get("percent_upper") if iv else None
+            pct_s = (f"{pc.get('lut', 0):.1f} / {pc.get('dsp', 0):.1f}"
+                     + (f" (upper end {pu.get('lut', 0):.0f} / {pu.get('dsp', 0):.0f})" if pu else ""))
+            fp_s = "–" if fp is None else f"{_iv('first_pixel_to_decision_us', fp, '.2f')} µs{ref_note}"
             L.append(f"| {f['model']} | {_pct(a['acc_mean']) if a else '–'} | {f['target']} ({f['part']}) | "
                      f"{f['method']} | {f['design']} | {lat_s} | "
-                     f"{f['ii_cycles']:,} | {f['resources']['lut']:,} | {f['resources']['ff']:,} | "
-                     f"{f['resources']['dsp']:,} | {f['resources']['bram_36k']:,} | "
-                     f"{pc.get('lut', 0):.1f} / {pc.get('dsp', 0):.1f}"
-                     f"{'' if f['details'].get('fits_part', True) else ' **does not fit**'} | "
-                     f"{'–' if fp is None else f'{fp:.2f} µs{ref_note}'} |")
+                     f"{_iv('ii_cycles', f['ii_cycles'])} | {_iv('lut', f['resources']['lut'])} | "
+                     f"{_iv('ff', f['resources']['ff'])} | {_iv('dsp', f['resources']['dsp'])} | "
+                     f"{_iv('bram_36k', f['resources']['bram_36k'])} | {pct_s}"
+                     f"{'' if f['details'].get('fits_part', True) else ' **does not fit**'} | {fp_s} |")
+        if any(f.get("intervals") for f in res.fpga):
+            cov = next(f.get("coverage") for f in res.fpga if f.get("intervals"))
+            L.append(f"\n[low–high] = {100 * (cov or 0.8):.0f} % interval from leave-one-source-out cross-validation "
+                     "on real hls4ml synthesis reports (`BENCHMARKS.md`, section fpga-calibration); whether a design "
+                     "fits the part is judged on the upper end.")
         L.append("")
         for f in res.fpga:
             if f["details"].get("refused"):
                 L.append(f"- {f['model']} ({f['target']}): refused — {f['source']}.")
             elif not f["details"].get("fits_part", True):
-                L.append(f"- {f['model']}: the configured design exceeds the part; reuse factors estimated to fit: "
-                         f"`{f['details'].get('fitting_reuse_factors')}`.")
+                L.append(f"- {f['model']}: the configured design exceeds the part (upper end of the 80 % interval); "
+                         f"reuse factors whose DSPs fit: `{f['details'].get('fitting_reuse_factors')}`"
+                         + (f"; {f['details']['reuse_alone_insufficient']}"
+                            if f['details'].get('reuse_alone_insufficient') else "") + ".")
         L.append("\nSources: " + "; ".join(sorted({f['source'] for f in res.fpga})) + ".\n")
 
     e = res.environment

@@ -1,0 +1,332 @@
+"""What hls4ml generates, layer by layer: the structural model behind the calibrated FPGA estimate.
+
+Every rule here was read from hls4ml's templates (``hls4ml/templates/{vivado,vitis}/
+nnet_utils``, hls4ml 1.3.0) and checked against the synthesis reports of the
+calibration corpus (``hw/fpga/reports``); the constants it cannot know (how far a given
+HLS tool gets from these schedules, how it maps multipliers and FIFOs) are left to
+:mod:`edgekd.profile.fpga_calibration`, which fits a handful of corrections per regime
+and states the error left over.
+
+io_stream (every layer a DATAFLOW process, FIFOs between them)
+  * conv, Latency strategy: ``conv_2d_buffer_cl`` pipelines its pixel loop at
+    ``II = reuse_factor``: one input pixel per RF cycles with Vivado HLS; Vitis HLS 2023+
+    does not get below about 3 cycles a pixel (depthwise kernels excepted).
+  * conv, Resource strategy: the pixel loop is *not* pipelined (no PIPELINE pragma for
+    Resource in ``conv_2d_buffer_cl``); ``compute_output_buffer_2d`` is INLINE OFF and
+    runs the ``dense_resource`` RF loop only for pixels that complete a window (strides
+    skip windows). Vivado HLS: those cost ``RF + 6`` cycles, the others ``4``; Vitis HLS
+    2023.1 reports show ``2.5`` at RF 1 and about ``2·RF`` at RF 36–252, ``1.5`` for the
+    others (the only Vitis Resource stream convolutions in the corpus: ML_FPGAonPixel).
+  * dense (``nnet_dense_stream.h``): reads its input words at one per cycle (after a
+    Flatten: one word per pixel of the flattened image), then runs the dense block
+    (Latency: adder-tree depth, Resource: RF + depth) and writes **one word** (the whole
+    vector; ``res_T::size = n_out``).
+  * pooling, activations, padding, resize: one word per cycle; tables (sigmoid, tanh,
+    ELU, softmax) a few cycles of depth.
+  * the design latency is the time the last result leaves a schedule of first/last word
+    times through the chain; the II between images is the busiest process.
+
+io_parallel (each layer one pipelined function, called in sequence)
+  * dense, Latency strategy, RF 1: ``ceil(log2(n_in)/4)`` adder levels → about one
+    cycle a layer at 200 MHz; RF > 1 keeps the unrolled tree with ``II = RF``.
+  * dense, Resource: the RF loop: ``RF + 3`` cycles, II = RF.
+  * conv (``conv_2d_latency_cl`` / ``conv_2d_resource_cl``): output pixels one after
+    another through one kernel: ``II ≈ out_pixels × RF``.
+  * ReLU 0 cycles, table activations 2, softmax 4, pooling 1.
+
+Resources
+  * multipliers: ``ceil(n_in·n_out·(1 − sparsity) / RF)`` per dense block (one block per
+    conv layer); DSPs from the multiplier width (below 10 bits most land in LUTs).
+  * BRAM (18K): io_stream FIFOs (hls4ml sizes each to its tensor), conv line buffers,
+    Resource-strategy weights with RF ≥ 4, lookup tables of table activations (one
+    18K per two parallel lookups).
+  * LUT / FF: multiplier and accumulator logic, per-element logic of the parallel
+    activations, per-process control.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+TABLE_ACTS = ("sigmoid", "tanh", "elu", "selu", "softplus", "softsign", "hard_sigmoid")
+# io_parallel: hls4ml inlines every layer into one pipeline, so the tool chains combinational
+# logic across layers; these are typical UltraScale delays the schedule packs into clock periods
+MUL_NS = 2.0  # a DSP (or LUT) multiply by a constant weight
+ADD_NS = 0.45  # one 16-bit adder level
+RELU_NS = 0.3
+TABLE_NS = 2.5  # a ROM lookup (registered: at least one cycle)
+USABLE = 0.75  # share of the period left after clock uncertainty and routing
+
+
+@dataclass
+class LayerFigures:
+    name: str
+    kind: str
+    reuse_factor: int
+    words_in: int  # stream words in (io_stream) or 1
+    cycles_per_word: float  # io_stream: average input-word cost; io_parallel: 0
+    depth: float  # cycles from the last needed input to the output
+    ii: float  # io_parallel: layer II; io_stream: busy cycles per image
+    multipliers: int
+    dsp: float
+    lut: float
+    ff: float
+    bram_18k: float
+    first_out: float = 0.0
+    last_out: float = 0.0
+    delay_ns: float = 0.0
+
+
+@dataclass
+class Structural:
+    """The uncalibrated design figures."""
+
+    latency: float
+    ii: float
+    multipliers: int
+    dsp: float
+    lut: float
+    ff: float
+    bram_18k: float
+    layers: list[LayerFigures] = field(default_factory=list)
+    bottleneck: str = ""
+
+
+def _log2(n: int) -> int:
+    return max(1, math.ceil(math.log2(max(n, 2))))
+
+
+def _dsp_share(bits: int) -> float:
+    """Share of multipliers that land in DSPs at this width (Vivado/Vitis ``mul`` binding)."""
+    if bits >= 11:
+        return 1.0
+    if bits >= 9:
+        return 0.5
+    if bits >= 7:
+        return 0.15
+    return 0.05
+
+
+def _fifo_bram(words: int, width_bits: int) -> float:
+    """18K BRAMs for one FIFO of ``words`` × ``width_bits`` (short FIFOs become SRLs)."""
+    if words <= 32 or words * width_bits <= 1024:
+        return 0.0
+    return math.ceil(width_bits / 36) * math.ceil(words / 512)
+
+
+def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[str, int], bits: int,
+               clock_mhz: float, arrival: tuple[float, float] | None = None, scale: float = 1.0,
+               family: str = "vitis") -> Structural:
+    """Design figures of ``layers`` (HlsLayer) as hls4ml generates them; ``reuse``: layer name → RF used.
+
+    ``arrival``: (first, last) input word times (io_stream); ``scale`` multiplies every
+    process's pace and depth (the calibrated correction, applied inside the schedule so an
+    arrival-bound design stays arrival-bound)."""
+    stream = io_type == "io_stream"
+    default_strat = (strategy or "Latency").lower()
+    levels = max(1, round(4 * (1000.0 / clock_mhz) / 5.0))  # adder levels a cycle (4 at 5 ns)
+    figs: list[LayerFigures] = []
+    words_next: int | None = None  # stream words of the next layer's input (None: its pixels)
+    prev_out: tuple[int, ...] = ()
+    for l in layers:
+        if stream and l.kind == "dense" and words_next is None and len(prev_out) > 1:
+            # a Flatten that left no config of its own (hls4ml's Reshape): still one word per pixel
+            words_next = int(math.prod(prev_out[:-1]))
+        prev_out = tuple(l.out_shape)
+        rf = max(1, int(reuse.get(l.name, l.reuse_factor or 1)))
+        strat = (l.strategy or default_strat).lower()
+        wb = l.weight_bits or bits
+        ab = bits
+        spatial = l.in_shape[:-1] if len(l.in_shape) > 1 else ()
+        chans = l.in_shape[-1] if len(l.in_shape) > 1 else l.in_shape[0]
+        in_px = int(math.prod(spatial)) if spatial else 1
+        words = words_next if words_next is not None else (in_px if stream else 1)
+        words_next = None
+        width = chans * ab  # one stream word: all channels of one pixel
+        m = dsp = lut = ff = bram = 0.0
+        depth, per_word, ii = 1.0, 1.0, 1.0
+        delay = 0.0  # io_parallel combinational delay (ns) chained with the neighbours
+        k = l.kernel
+        if l.kind in ("conv1d", "conv2d"):
+            depthwise = (l.implementation or "") == "depthwise"
+            n_in = (k * k if l.kind == "conv2d" else k) * (1 if depthwise else chans)
+            n_out = l.out_shape[-1]
+            sparsity = min(0.95, l.n_zeros / max(1, n_in * n_out))
+            m = math.ceil(n_in * n_out * (1 - sparsity) / rf)
+            out_px = int(math.prod(l.out_shape[:-1]))
+            tree = 1 + math.ceil(_log2(n_in) / levels)
+            if stream:
+                if strat == "resource":
+                    if family == "vitis":
+                        # Vitis HLS 2023.1 (ML_FPGAonPixel per-layer reports): ~2.5 cycles a window at
+                        # RF 1, ~2·RF at RF 36–252 (the RF loop does not reach II 1), 1.5 otherwise
+                        win, other = (2.5 if rf == 1 else 2.0 * rf + 1.0), 1.5
+                    else:  # Vivado HLS 2019.2/2020.1: the RF loop plus ~6 cycles of call and pipeline fill
+                        win, other = rf + 6.0, 4.0
+                    busy = out_px * win + max(0, in_px - out_px) * other
+                    depth = win
+                else:
+                    # Vivado HLS reaches II = RF per pixel; Vitis HLS 2023+ does not get below ~3 on a
+                    # (non-depthwise) Latency stream conv (seanlipps/ECE226_CoDesign, 2024.1: 390 cycles
+                    # for 130 pixels; hls4ml's depthwise kernel still reaches 1)
+                    px = max(rf, 3) if family == "vitis" and not depthwise else rf
+                    busy = in_px * px
+                    depth = tree + 2
+                per_word = busy / max(in_px, 1)
+                ii = busy
+                if l.kind == "conv2d" and k > 1 and l.in_shape[1] * ab > 1024:
+                    bram += (k - 1) * chans  # ap_shift_reg line buffers, partitioned by channel
+            else:
+                ii = out_px * rf
+                depth = ii + tree
+            if strat == "resource" and rf >= 4:
+                bram += math.ceil(m * wb / 36) * math.ceil(rf / 1024)
+        elif l.kind == "dense":
+            n_in, n_out = int(math.prod(l.in_shape)), int(math.prod(l.out_shape))
+            sparsity = min(0.95, l.n_zeros / max(1, n_in * n_out))
+            m = math.ceil(n_in * n_out * (1 - sparsity) / rf)
+            tree = math.ceil(_log2(n_in) / levels)
+            delay = (MUL_NS if n_in > 1 or wb > 1 else 0.0) + ADD_NS * math.ceil(math.log2(max(n_in, 1)))
+            if strat == "resource":
+                depth, ii = rf + 3, rf
+                delay = 0.0
+                if rf >= 4:
+                    bram += math.ceil(m * wb / 36) * math.ceil(rf / 1024)
+            elif rf > 1:
+                depth, ii = rf + tree, rf  # the unrolled tree is kept, issued RF times
+                delay = 0.0
+            else:
+                depth, ii = (tree + 1 if n_in > 1 else 0), 1
+            if stream:
+                words = l.stream_words or words
+                per_word = 1.0
+                ii = max(ii, words)
+                depth += 1  # read the last word, write the result word
+            chans = n_out
+        elif l.kind == "pool":
+            depth, per_word, ii = (2.0, 1.0, in_px) if stream else (0.0, 0.0, 1.0)
+            delay = 0.5 * _log2(k * k)
+            window = k ** max(1, len(l.in_shape) - 1)
+            lut += (chans if stream else int(math.prod(l.out_shape))) * window * ab * 0.8
+        elif l.kind in ("act", "softmax"):
+            act = (l.activation or "relu").lower()
+            n_par = chans if stream else int(math.prod(l.in_shape))
+            if l.kind == "softmax":
+                depth = 4.0
+                delay = 2 * TABLE_NS + ADD_NS * _log2(n_par) + MUL_NS
+                bram += 2 * max(1, math.ceil(n_par / 2))
+                lut += n_par * 150
+            elif any(act.startswith(t) for t in TABLE_ACTS):
+                depth = 2.0 + (1.0 if stream else 0.0)
+                delay = TABLE_NS
+                bram += max(1, math.ceil(n_par / 2))
+                lut += n_par * 20
+            else:
+                depth = 0.0 if not stream else 1.0
+                delay = RELU_NS if act in ("relu", "linear", "leakyrelu", "leaky_relu", "prelu") else MUL_NS
+                lut += n_par * ab * 0.6
+            ii = in_px if stream else 1.0
+        elif l.kind in ("flatten",):
+            depth, ii = 0.0, 1.0
+            if stream:
+                words_next = in_px  # hls4ml's stream still carries one pixel per word after Flatten
+                figs.append(LayerFigures(l.name, l.kind, 1, words, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0))
+                continue
+        else:  # pad, resize, batchnorm, merges: one word a cycle through simple logic
+            out_px = int(math.prod(l.out_shape[:-1])) if len(l.out_shape) > 1 else 1
+            depth, ii = (1.0, max(in_px, out_px)) if stream else (0.0, 1.0)
+            delay = MUL_NS if "batchnorm" in (l.activation or "") else 0.0
+            per_word = max(in_px, out_px) / max(in_px, 1)
+            lut += chans * ab * 0.5
+        if m:
+            if strat == "resource" or rf > 1:
+                # weights read from memory: variable multiplies, bound to DSPs even when narrow
+                share = 1.0 if max(wb, ab) >= 10 else 0.5
+            else:  # constant weights: narrow products become LUT shift-adds
+                share = _dsp_share(min(wb, ab) if min(wb, ab) < 11 else max(wb, ab))
+            dsp = m * share
+            acc = wb + ab
+            # the adder tree (one accumulator-wide adder per product) plus LUT multipliers
+            lut += m * acc * 1.0 + m * (1 - share) * (0.5 * wb * ab)
+            ff += m * acc * (0.6 if (stream or strat == "resource" or rf > 1) else 0.1)
+        if stream:
+            out_words = 1 if l.kind == "dense" else int(math.prod(l.out_shape[:-1])) if len(l.out_shape) > 1 else 1
+            out_width = (l.out_shape[-1]) * ab
+            bram += _fifo_bram(out_words, out_width)
+            lut += 300 + 1.0 * out_width
+            ff += 200 + 2.0 * out_width
+        else:
+            lut += 20
+            # combinational layers have no registers; pipelined ones register their outputs each stage
+            ff += int(math.prod(l.out_shape)) * ab * max(depth, 0.0) * 0.5
+        figs.append(LayerFigures(l.name, l.kind, rf, int(words), float(per_word), float(depth), float(ii), int(m),
+                                 dsp, lut, ff, bram, delay_ns=delay))
+    if not stream and layers:
+        # hls4ml's io_parallel top level registers its whole input vector
+        figs[0].ff += int(math.prod(layers[0].in_shape)) * bits
+    if stream:
+        if scale != 1.0:
+            for f in figs:
+                f.cycles_per_word *= scale
+                f.depth *= scale
+        latency, ii_total, bottleneck = _schedule(figs, arrival)
+    else:
+        latency = _parallel_latency(figs, 1000.0 / clock_mhz)
+        ii_total = max((f.ii for f in figs), default=1.0)
+        bottleneck = max(figs, key=lambda f: f.ii).name if figs else ""
+    return Structural(latency=latency, ii=ii_total, multipliers=sum(f.multipliers for f in figs),
+                      dsp=sum(f.dsp for f in figs), lut=sum(f.lut for f in figs), ff=sum(f.ff for f in figs),
+                      bram_18k=sum(f.bram_18k for f in figs), layers=figs, bottleneck=bottleneck)
+
+
+def _parallel_latency(figs: list[LayerFigures], period_ns: float) -> float:
+    """io_parallel: each dense layer registers its output (ceil of its multiply + adder-tree delay
+    over the usable period; a single-input layer is one constant multiply and stays combinational);
+    ReLU, batch norm, pooling and padding fold into their neighbours; lookup tables, softmax,
+    convolutions and RF > 1 / Resource layers add their own cycles."""
+    budget = USABLE * period_ns
+    total = 0.0
+    for f in figs:
+        if f.kind == "dense" and f.delay_ns > 0:
+            total += math.ceil(f.delay_ns / budget) if f.delay_ns > MUL_NS else 0
+        elif f.delay_ns > 0 and f.depth <= 1:
+            continue  # folded into the neighbouring layer's cycle
+        else:
+            total += f.depth
+    return total
+
+
+def _schedule(figs: list[LayerFigures], arrival: tuple[float, float] | None) -> tuple[float, float, str]:
+    """First/last output of each DATAFLOW process; returns (latency, II between images, bottleneck)."""
+    first, last = arrival if arrival is not None else (0.0, None)  # type: ignore[assignment]
+    ii = 1.0
+    bottleneck = ""
+    for f in figs:
+        if f.kind == "flatten":
+            f.first_out, f.last_out = first, (last if last is not None else first)
+            continue
+        n = max(f.words_in, 1)
+        busy = (n - 1) * f.cycles_per_word
+        if last is None:
+            last = first + busy
+        if f.ii >= ii:
+            ii, bottleneck = max(f.ii, 1.0), f.name
+        done = max(last, first + busy)
+        if f.kind == "dense":
+            f.first_out = f.last_out = done + f.depth
+        elif f.kind in ("conv1d", "conv2d", "pool"):
+            # the first window completes after about (k-1) rows: a fraction of the input
+            frac = min(1.0, 0.15 if n > 1 else 1.0)
+            f.first_out = first + frac * (done - first) + f.depth
+            f.last_out = done + f.depth
+        else:
+            f.first_out = first + f.depth
+            f.last_out = done + f.depth
+        first, last = f.first_out, f.last_out
+    return float(last if last is not None else 0.0), float(ii), bottleneck
+
+
+def features(s: Structural) -> dict[str, float]:
+    """The structural figures the calibration maps to reported ones."""
+    return {"latency": s.latency, "ii": s.ii, "lut": s.lut, "ff": s.ff, "dsp": s.dsp, "bram": s.bram_18k}

@@ -1,0 +1,210 @@
+"""Per-layer facts of a generated hls4ml project, read from its ``firmware/parameters.h``.
+
+hls4ml writes every layer's configuration as a C++ struct (``struct config2 :
+nnet::conv2d_config { static const unsigned in_height = 34; ... }``) plus the layer
+precisions as typedefs in ``firmware/defines.h``. Those structs are what the HLS tool
+compiles, so they are the facts the estimator should start from (the reuse factor hls4ml
+actually chose, the strategy, the padding it inserted, the conv implementation, the
+weight widths) instead of re-deriving them from the PyTorch model.
+
+:func:`read_project` returns :class:`edgekd.profile.fpga_estimate.HlsLayer` objects in
+layer order (hls4ml numbers its configs in graph order), the project's io_type, default
+strategy and precision. It understands the formats written by hls4ml 0.5 to 1.3.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekd.errors import EdgekdError
+
+_DEFINE = re.compile(r"^\s*#define\s+(\w+)\s+(.+?)\s*$", re.M)
+_TYPEDEF = re.compile(r"typedef\s+(ap_u?fixed<[^;]*?>|ap_u?int<\s*\d+\s*>|\w+)\s+(\w+)\s*;")
+_STRUCT = re.compile(r"(?:^//\s*([^\n]*)\n)?struct\s+(\w+)\s*:\s*nnet::(\w+)\s*\{", re.M)
+_CONST = re.compile(r"static\s+const\s+(?:unsigned|int|bool|float|double|nnet::\w+(?:::\w+)?)\s+(\w+)\s*=\s*([^;]+);")
+
+
+@dataclass
+class HlsProject:
+    """What :func:`read_project` found."""
+
+    path: str
+    io_type: str | None
+    strategy: str | None  # the most common strategy of the compute layers
+    layers: list[Any]  # HlsLayer
+    precision_bits: int | None  # the widest weight width of the compute layers
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _eval(expr: str, env: dict[str, Any]) -> Any:
+    e = expr.strip()
+    e = re.sub(r"nnet::(?:\w+::)?(\w+)", r"'\1'", e)
+    e = e.replace("DIV_ROUNDUP", "_divup")
+    for k in sorted(env, key=len, reverse=True):
+        if isinstance(env[k], (int, float)) and re.search(rf"\b{k}\b", e):
+            e = re.sub(rf"\b{k}\b", str(env[k]), e)
+    if e in ("true", "false"):
+        return e == "true"
+    try:
+        return eval(e, {"__builtins__": {}}, {"_divup": lambda a, b: -(-a // b)})  # noqa: S307 - numeric only
+    except Exception:  # noqa: BLE001 - unknown symbol: keep the text
+        return e
+
+
+def _bits(type_text: str, typedefs: dict[str, str]) -> int | None:
+    t, seen = type_text, 0
+    while t in typedefs and seen < 8:
+        t, seen = typedefs[t], seen + 1
+    m = re.match(r"ap_u?(?:fixed|int)<\s*(\d+)", t)
+    return int(m.group(1)) if m else None
+
+
+def _structs(text: str, env: dict[str, Any], typedefs: dict[str, str]) -> list[tuple[str, str, str, dict[str, Any]]]:
+    out = []
+    for m in _STRUCT.finditer(text):
+        comment, name, base = (m.group(1) or "").strip(), m.group(2), m.group(3)
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        body = text[m.end():i - 1]
+        vals: dict[str, Any] = {}
+        local = dict(env)
+        for c in _CONST.finditer(body):
+            v = _eval(c.group(2), local)
+            vals[c.group(1)] = v
+            if isinstance(v, (int, float)):
+                local[c.group(1)] = v
+        for t in _TYPEDEF.finditer(body):
+            vals[f"{t.group(2)}_bits"] = _bits(t.group(1), typedefs)
+            vals[t.group(2)] = t.group(1)
+        out.append((comment, name, base, vals))
+    return out
+
+
+def parse_parameters(params: str, defines: str = "") -> tuple[list[Any], dict[str, dict[str, Any]]]:
+    """Layers (HlsLayer) from the text of ``parameters.h`` (and ``defines.h``)."""
+    from edgekd.profile.fpga_estimate import HlsLayer
+
+    env: dict[str, Any] = {}
+    for m in _DEFINE.finditer(defines + "\n" + params):
+        v = _eval(m.group(2), env)
+        if isinstance(v, (int, float)):
+            env[m.group(1)] = v
+    typedefs = {t.group(2): t.group(1) for t in _TYPEDEF.finditer(defines + "\n" + params)}
+    structs = _structs(params, env, typedefs)
+    configs = {name: dict(vals, _base=base, _comment=comment) for comment, name, base, vals in structs}
+    layers = []
+    for comment, name, base, v in structs:  # hls4ml writes them in graph order
+        if name.endswith("_mult") or base in ("product_config",):
+            continue
+        mult = configs.get(f"{name}_mult", {})
+        lname = comment or mult.get("_comment") or name
+        strategy = str(v.get("strategy", mult.get("strategy", ""))).lower() or None
+        rf = v.get("reuse_factor")
+        rf = int(rf) if isinstance(rf, (int, float)) else None
+        wbits = v.get("weight_t_bits") or mult.get("weight_t_bits")
+        common = dict(reuse_factor=rf, strategy=strategy, weight_bits=wbits,
+                      accum_bits=v.get("accum_t_bits") or mult.get("accum_t_bits"),
+                      n_zeros=int(v.get("n_zeros", 0)) if isinstance(v.get("n_zeros", 0), (int, float)) else 0,
+                      implementation=str(v.get("implementation", "")) or None)
+        if base == "conv2d_config":
+            pads = tuple(int(v.get(k, 0)) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right"))
+            # hls4ml's own padding: the conv's in_height already includes it when a ZeroPadding layer precedes
+            inh, inw = int(v["in_height"]), int(v["in_width"])
+            layers.append(HlsLayer(lname, "conv2d", (inh, inw, int(v["n_chan"])),
+                                   (int(v["out_height"]), int(v["out_width"]), int(v["n_filt"])),
+                                   kernel=int(v["filt_height"]), stride=int(v.get("stride_height", 1)),
+                                   padding=max(pads), kernel_w=int(v.get("filt_width", v["filt_height"])),
+                                   stride_w=int(v.get("stride_width", v.get("stride_height", 1))), **common))
+        elif base == "conv1d_config":
+            layers.append(HlsLayer(lname, "conv1d", (int(v["in_width"]), int(v["n_chan"])),
+                                   (int(v["out_width"]), int(v["n_filt"])), kernel=int(v["filt_width"]),
+                                   stride=int(v.get("stride_width", 1)),
+                                   padding=max(int(v.get("pad_left", 0)), int(v.get("pad_right", 0))), **common))
+        elif base in ("depthwise_conv2d_config",) or (base == "conv2d_config" and "depthwise" in lname):
+            continue
+        elif base == "dense_config":
+            layers.append(HlsLayer(lname, "dense", (int(v["n_in"]),), (int(v["n_out"]),), **common))
+        elif base in ("pooling2d_config",):
+            h, w, c = int(v["in_height"]), int(v["in_width"]), int(v.get("n_filt", v.get("n_chan", 1)))
+            oh, ow = int(v.get("out_height", h // int(v["pool_height"]))), int(v.get("out_width", w // int(v["pool_width"])))
+            layers.append(HlsLayer(lname, "pool", (h, w, c), (oh, ow, c), kernel=int(v["pool_height"]),
+                                   stride=int(v.get("stride_height", v["pool_height"])),
+                                   pool_op=str(v.get("pool_op", "")) or None))
+        elif base in ("pooling1d_config",):
+            n, c = int(v.get("n_in", v.get("in_width", 1))), int(v.get("n_filt", v.get("n_chan", 1)))
+            layers.append(HlsLayer(lname, "pool", (n, c), (int(v.get("n_out", v.get("out_width", 1))), c),
+                                   kernel=int(v.get("pool_width", 1)), stride=int(v.get("stride_width", 1)),
+                                   pool_op=str(v.get("pool_op", "")) or None))
+        elif base == "activ_config":
+            n = int(v["n_in"]) if isinstance(v.get("n_in"), (int, float)) else 1
+            act = re.sub(r"_?config\d*$", "", name) or "act"
+            kind = "softmax" if act.startswith("softmax") else "act"
+            layers.append(HlsLayer(lname, kind, (n,), (n,), activation=act, reuse_factor=rf))
+        elif base in ("padding2d_config", "padding1d_config"):
+            if base == "padding2d_config":
+                s = (int(v["in_height"]), int(v["in_width"]), int(v["n_chan"]))
+                o = (int(v["out_height"]), int(v["out_width"]), int(v["n_chan"]))
+            else:
+                s, o = (int(v["in_width"]), int(v["n_chan"])), (int(v["out_width"]), int(v["n_chan"]))
+            layers.append(HlsLayer(lname, "pad", s, o))
+        elif base == "resize_config" and "in_height" in v:
+            layers.append(HlsLayer(lname, "other", (int(v["in_height"]), int(v["in_width"]), int(v["n_chan"])),
+                                   (int(v["out_height"]), int(v["out_width"]), int(v["n_chan"])), activation=base))
+        else:
+            n = next((int(v[k]) for k in ("n_in", "n_elem", "n_inp1") if isinstance(v.get(k), (int, float))), 1)
+            layers.append(HlsLayer(lname, "other", (n,), (n,), activation=base))
+    _link_shapes(layers)
+    return layers, configs
+
+
+def _link_shapes(layers: list[Any]) -> None:
+    """Activations only know their element count: give them the previous layer's spatial shape."""
+    prev = None
+    for l in layers:
+        if l.kind in ("act", "softmax", "other") and prev is not None and len(l.in_shape) == 1:
+            if math.prod(prev.out_shape) == l.in_shape[0] and len(prev.out_shape) > 1:
+                l.in_shape = l.out_shape = tuple(prev.out_shape)
+        prev = l
+
+
+def read_project(path: str | Path) -> HlsProject:
+    """Read ``<path>/firmware/parameters.h`` (and ``defines.h``, ``hls4ml_config.yml``)."""
+    import yaml
+
+    p = Path(path)
+    fw = p / "firmware" if (p / "firmware").is_dir() else p
+    params = fw / "parameters.h"
+    if not params.is_file():
+        raise EdgekdError("no firmware/parameters.h: not an hls4ml project", where=str(p),
+                          fix="point at the folder hls4ml wrote (the one holding firmware/ and build_prj.tcl)")
+    defines = fw / "defines.h"
+    layers, configs = parse_parameters(params.read_text(errors="replace"),
+                                       defines.read_text(errors="replace") if defines.is_file() else "")
+    io_type = strategy = None
+    cfg_file = p / "hls4ml_config.yml"
+    if cfg_file.is_file():
+        try:
+            class _L(yaml.SafeLoader):
+                pass
+
+            _L.add_multi_constructor("", lambda loader, suffix, node: None)
+            cfg = yaml.load(cfg_file.read_text(errors="replace"), Loader=_L) or {}
+            io_type = cfg.get("IOType")
+            strategy = ((cfg.get("HLSConfig") or {}).get("Model") or {}).get("Strategy")
+        except yaml.YAMLError:
+            pass
+    if io_type is None:
+        ios = [str(c.get("io_type")) for c in configs.values() if c.get("io_type")]
+        io_type = max(set(ios), key=ios.count) if ios else None
+    comp = [l for l in layers if l.kind in ("dense", "conv1d", "conv2d")]
+    if strategy is None and comp:
+        ss = [l.strategy or "latency" for l in comp]
+        strategy = max(set(ss), key=ss.count)
+    bits = max((l.weight_bits or 0 for l in comp), default=0) or None
+    return HlsProject(str(p), io_type, (strategy or "latency").capitalize() if strategy else None, layers, bits,
+                      configs)

@@ -1,0 +1,240 @@
+"""Benchmark: the fpga-hls estimator against real hls4ml synthesis reports, leave-one-source-out → BENCHMARKS.md.
+
+The corpus is ``hw/fpga/reports/*.json`` (:mod:`edgekd.profile.fpga_corpus`; every
+record cites its repository@commit:path or paper). For every source (a repository or
+paper) in turn, the calibration (:mod:`edgekd.profile.fpga_calibration`) is fitted on
+all *other* sources and predicts the held-out one; nothing of the held-out source is
+seen. Reported: median and 90th-percentile absolute relative error of latency, II,
+LUT, FF, DSP and BRAM, split io_stream CNN / io_parallel CNN / dense, and how often the
+stated 80 % interval contains the reported figure. The uncalibrated first model
+(``estimate_hls_v0``, what edgekd shipped before) is run on the same records for
+comparison (it has no fit, so nothing to hold out).
+
+    python tools/bench_fpga_calibration.py            # writes the fpga-calibration section
+    python tools/bench_fpga_calibration.py --no-write
+
+Relative error = |estimate − reported| / max(reported, 1): a design reported at 0 or 1
+cycle counts a one-cycle miss as 100 %.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SECTION = "fpga-calibration"
+SPLITS = ("all", "io_stream CNN", "io_parallel CNN", "dense")
+NAMES = {"latency": "latency", "ii": "II", "lut": "LUT", "ff": "FF", "dsp": "DSP", "bram": "BRAM (18K)"}
+TARGETS = {"latency": (0.15, 0.35), "ii": (0.15, 0.35), "lut": (0.30, None), "dsp": (0.30, None),
+           "bram": (0.30, None), "ff": (0.40, None)}
+
+
+def old_estimates(rec) -> dict[str, float] | None:
+    """The first (uncalibrated) model on one record, in the corpus's units."""
+    from edgekd.errors import EdgekdError
+    from edgekd.profile.fpga_estimate import HlsConfig, HlsLayer, estimate_hls_v0
+
+    layers = []
+    for l in rec.hls_layers():
+        kind = l.kind if l.kind in ("dense", "conv1d", "conv2d", "pool", "softmax", "flatten") else "act"
+        layers.append(HlsLayer(l.name, kind, l.in_shape, l.out_shape, kernel=l.kernel, stride=l.stride,
+                               reuse_factor=l.reuse_factor, stream_words=l.stream_words))
+    bits = max((l.weight_bits or 0 for l in rec.hls_layers()), default=0) or 16
+    strat = rec.strategy if rec.strategy in ("Latency", "Resource") else "Latency"
+    cfg = HlsConfig(io_type=rec.io_type, strategy=strat, reuse_factor=int(rec.hls4ml.get("reuse_factor") or 1),
+                    weight_bits=bits, act_bits=bits)
+    try:
+        e = estimate_hls_v0(layers, cfg, clock_mhz=1000.0 / rec.clock_ns)
+    except (EdgekdError, ValueError, ZeroDivisionError):
+        return None
+    return {"latency": e.latency_cycles, "ii": e.ii_cycles, "lut": e.lut, "ff": e.ff, "dsp": e.dsp,
+            "bram": 2 * e.bram_36k}
+
+
+def study_student() -> list[dict]:
+    """The study's student (cellsort-cnn, 48×48) on the KU035 with the recipe's hls4ml settings
+    (Vitis, io_stream, Resource, reuse_factor auto, 16 bits) and with the Latency strategy."""
+    from edgekd.hwtargets import load_fpga
+    from edgekd.nets.students import cellsort_cnn
+    from edgekd.profile.first_pixel import fastest_fitting_reuse, stream_first_pixel
+    from edgekd.profile.fpga_estimate import HlsConfig, estimate_hls, estimate_hls_v0, layers_from_torch
+
+    target = load_fpga("xcku035-fbva676-2-e")
+    layers = layers_from_torch(cellsort_cnn(2, 1, 48), (1, 48, 48))
+    out = []
+    for strat in ("Resource", "Latency"):
+        cfg = HlsConfig(io_type="io_stream", strategy=strat, reuse_factor=1, weight_bits=16, act_bits=16,
+                        backend="Vitis")
+        cfg.layer_reuse = fastest_fitting_reuse(layers, cfg, target)
+        fp, est = stream_first_pixel(layers, cfg, target, model="cellsort-cnn")
+        old = estimate_hls_v0(layers, cfg, target)
+        out.append({"strategy": strat, "reuse": cfg.layer_reuse, "first_pixel_us": fp.first_pixel_to_decision_us,
+                    "first_pixel_interval_us": fp.details["first_pixel_to_decision_interval_us"],
+                    "latency": est.interval_text("latency_cycles", "cycles"), "ii": est.interval_text("ii_cycles"),
+                    "dsp": est.interval_text("dsp"), "lut": est.interval_text("lut"),
+                    "bram_36k": est.interval_text("bram_36k"), "percent_upper": est.percent_upper(),
+                    "fits": est.fits(), "old_latency_cycles": old.latency_cycles, "old_dsp": old.dsp})
+    return out
+
+
+def stats(errs: list[float]) -> dict:
+    import numpy as np
+
+    if not errs:
+        return {"n": 0}
+    return {"n": len(errs), "median": float(np.median(errs)), "p90": float(np.quantile(errs, 0.9))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-fpga-calibration")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+
+    from edgekd.profile import fpga_calibration as cal
+    from edgekd.profile.fpga_corpus import load_corpus
+
+    t0 = time.perf_counter()
+    corpus = load_corpus(user=False)
+    recs = cal.usable(corpus)
+    rows, _ = cal.cross_validate(recs)
+    by_id = {r.id: r for r, _ in recs}
+    new: dict[str, dict[str, list[float]]] = {s: {m: [] for m in cal.METRICS} for s in SPLITS}
+    inside: dict[str, dict[str, list[bool]]] = {s: {m: [] for m in cal.METRICS} for s in SPLITS}
+    per_source: dict[str, dict[str, list[float]]] = {}
+    for row in rows:
+        for s in ("all", row.regime):
+            new[s][row.metric].append(row.abs_rel_error)
+            inside[s][row.metric].append(row.inside)
+        per_source.setdefault(row.group, {}).setdefault(row.metric, []).append(row.abs_rel_error)
+    old: dict[str, dict[str, list[float]]] = {s: {m: [] for m in cal.METRICS} for s in SPLITS}
+    old_rows = []
+    for r, _ in recs:
+        est = old_estimates(r)
+        if est is None:
+            continue
+        for m in cal.METRICS:
+            rep = r.reported.get(cal.REPORTED[m])
+            if rep is None:
+                continue
+            e = abs(est[m] - rep) / max(rep, 1)
+            old_rows.append({"id": r.id, "metric": m, "reported": rep, "estimated": est[m], "abs_rel_error": e})
+            for s in ("all", r.regime):
+                old[s][m].append(e)
+    result = {
+        "corpus": {"records": len(corpus), "used": len(recs), "excluded": [r.id for r in corpus if r.excluded],
+                   "sources": sorted({r.group for r, _ in recs}),
+                   "by_regime": {s: sum(1 for r, _ in recs if r.regime == s) for s in SPLITS[1:]},
+                   "tools": sorted({f"{r.tool} {r.tool_version}" for r, _ in recs})},
+        "new": {s: {m: {**stats(new[s][m]), "coverage": (sum(inside[s][m]) / len(inside[s][m]) if inside[s][m] else None)}
+                    for m in cal.METRICS} for s in SPLITS},
+        "old": {s: {m: stats(old[s][m]) for m in cal.METRICS} for s in SPLITS},
+        "per_source": {g: {m: stats(v) for m, v in d.items()} for g, d in per_source.items()},
+        "rows": [dict(vars(r), abs_rel_error=r.abs_rel_error, inside=r.inside) for r in rows],
+        "old_rows": old_rows,
+        "seconds": time.perf_counter() - t0,
+        "anchors": {"rule4ml": "not installed: rule4ml 0.2.0 pulls TensorFlow 2.21, Keras 3, torch-geometric and "
+                               "pandas into the environment (pip install --dry-run); not a small predictor package",
+                    "wa-hls4ml": "not on the package index (pip: no matching distribution)"},
+    }
+    try:
+        result["study"] = study_student()
+    except Exception as exc:  # noqa: BLE001 - the table still stands
+        result["study"] = []
+        print(f"study student: {exc}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    (args.work / "results.json").write_text(json.dumps(result, indent=1, default=str))
+    body = render(result, by_id)
+    print(body)
+    if not args.no_write:
+        from edgekd.report.benchmarks_md import write_section
+
+        write_section(args.out, SECTION, body)
+    return 0
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:,.0f} %"
+
+
+def render(r: dict, by_id: dict) -> str:
+    c = r["corpus"]
+    L = ["## FPGA estimate vs real hls4ml synthesis (`tools/bench_fpga_calibration.py`)", "",
+         f"Corpus `hw/fpga/reports/`: {c['used']} C-synthesis results used ({c['records']} transcribed, "
+         f"{len(c['excluded'])} kept but excluded with their reason) from {len(c['sources'])} sources "
+         f"({', '.join(c['sources'])}); {c['by_regime']['io_stream CNN']} io_stream CNNs, "
+         f"{c['by_regime']['io_parallel CNN']} io_parallel CNNs / pooling, {c['by_regime']['dense']} dense-only "
+         f"designs; tools: {', '.join(c['tools'])}. Every record cites repository@commit:path.", "",
+         "**New** = `edgekd.profile.fpga_estimate.estimate_hls` (structural model of hls4ml's templates, "
+         "calibrated per tool family / io_type / strategy), **leave-one-source-out**: each repository is "
+         "predicted by a fit on the others only. **Old** = the previous uncalibrated model (`estimate_hls_v0`) on "
+         "the same records. Error = |estimate − reported| / max(reported, 1); *in 80 %* = share of held-out "
+         "reports inside the stated 80 % interval. Targets (issue 14): latency and II median ≤ 15 %, p90 ≤ 35 %; "
+         "LUT, DSP, BRAM median ≤ 30 %; FF median ≤ 40 %.", ""]
+    L += ["| figure | split | n | new median | new p90 | in 80 % | old median | old p90 | target met |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for m in ("latency", "ii", "lut", "ff", "dsp", "bram"):
+        for s in SPLITS:
+            n = r["new"][s][m]
+            o = r["old"][s][m]
+            if not n.get("n"):
+                continue
+            tmed, tp90 = TARGETS[m]
+            met = n["median"] <= tmed and (tp90 is None or n["p90"] <= tp90)
+            L.append(f"| {NAMES[m]} | {s} | {n['n']} | {_pct(n['median'])} | {_pct(n['p90'])} | "
+                     f"{_pct(n.get('coverage'))} | {_pct(o.get('median'))} | {_pct(o.get('p90'))} | "
+                     f"{'yes' if met else '**no**'} |")
+    L += ["", "Held-out latency error by source (median / p90, new model):", ""]
+    L += ["| source | records | latency median | latency p90 | DSP median | LUT median |", "|---|---|---|---|---|---|"]
+    for g, d in sorted(r["per_source"].items()):
+        lat, dsp, lut = d.get("latency", {}), d.get("dsp", {}), d.get("lut", {})
+        L.append(f"| {g} | {lat.get('n', 0)} | {_pct(lat.get('median'))} | {_pct(lat.get('p90'))} | "
+                 f"{_pct(dsp.get('median'))} | {_pct(lut.get('median'))} |")
+    L += ["", "**The study's student on the KU035** (cellsort-cnn, 48×48 camera image, 16-bit, Vitis HLS, "
+          "io_stream, reuse factors chosen by `reuse_factor: auto` so that the *upper end* of the DSP interval fits; "
+          "first pixel to decision over the target's pixel bus; the study measured 14.5 µs):", "",
+          "| strategy | reuse (layer: RF) | first pixel → decision | latency | II | DSP | LUT | BRAM36 | "
+          "upper end % LUT / DSP / BRAM | old model |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for x in r["study"]:
+        lo, hi = x["first_pixel_interval_us"]
+        pu = x["percent_upper"]
+        L.append(f"| {x['strategy']}{' (the recipe)' if x['strategy'] == 'Resource' else ''} | {x['reuse']} | "
+                 f"**{x['first_pixel_us']:.1f} µs [{lo:.1f}–{hi:.1f}], 80 %** | {x['latency']} | {x['ii']} | "
+                 f"{x['dsp']} | {x['lut']} | {x['bram_36k']} | {pu.get('lut', 0):.0f} / {pu.get('dsp', 0):.0f} / "
+                 f"{pu.get('bram_36k', 0):.0f} % ({'fits' if x['fits'] else 'does not fit'}) | "
+                 f"{x['old_latency_cycles']:,} cycles, {x['old_dsp']:,} DSP |")
+    a = r["anchors"]
+    L += ["", f"Predictor anchors: rule4ml — {a['rule4ml']}; wa-hls4ml — {a['wa-hls4ml']}. Neither appears in the "
+          "table.", "",
+          "Where it is still worse than the targets, and why: (1) 60 of the records are hls4ml's CI single-layer "
+          "designs of 0–4 cycles, where one cycle is 25–100 %; (2) LUT and FF depend on the tool version and on how "
+          "it binds constant multiplications, and differ by 3–5× between sources for the same structure, which a "
+          "per-regime correction learned on other sources cannot know (the 80 % interval is the honest figure for "
+          "them); (3) Vitis HLS io_stream convolutions are seen in two sources only (ML_FPGAonPixel, hls4ml CI), so "
+          "the Vitis × io_stream correction is learned from little; a Resource-strategy conv there took about 2 "
+          "cycles a pixel at reuse 1 and 1.6–2× RF a window at reuse 36–252, with data-dependent (min ≠ max) "
+          "latency. Those Vitis constants of the structural model (2.5 cycles a window at RF 1, 2·RF + 1 above, 1.5 for other "
+          "pixels) were read from ML_FPGAonPixel's per-layer reports, so that source's held-out figure is not "
+          "independent of it; likewise the Vitis Latency-strategy stream conv floor of 3 cycles a pixel (the issue's mechanism 2) "
+          "was confirmed on seanlipps/ECE226_CoDesign and the 'variable multiplies land in DSPs at 8 bits' rule on "
+          "RishThakkar/PokerML, after those two sources were added; every other constant comes from hls4ml's "
+          "templates. Before those two changes, the three sources added last (Berk-Bilgin/ML-fpga, PokerML, "
+          "ECE226_CoDesign; 13 records the model had never seen) were held out at: latency median 29 %, p90 645 %; "
+          "II 36 % / 683 %; LUT 81 %; FF 86 %; DSP 84 %; BRAM 13 %; 69 % of latencies inside the 80 % interval — "
+          "the fairest figure here of how the model does on a new source. The ridge strengths were chosen "
+          "among four settings on this same cross-validation. Neither the Vitis Resource numbers nor the study's "
+          "student have been checked against a synthesis run by us: no Vivado/Vitis here.",
+          "", "This section supersedes the fpga-hls rows of the `fpga` section until `tools/bench_fpga.py` is rerun "
+          "(they were written by the previous, uncalibrated model: 11.65 µs).",
+          "", f"Reproduce: `python tools/bench_fpga_calibration.py` ({r['seconds']:.0f} s).", ""]
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
