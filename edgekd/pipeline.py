@@ -248,144 +248,103 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
     if not ddp.is_main:  # workers are done once training is
         return RunResults(recipe.name, "worker", quick, list(recipe.seeds), data_info, models, [], [], {}, stage_s)
 
-    # -- export + fidelity (first seed) ----------------------------------------------------
-    t = time.perf_counter()
+    # -- export + fidelity, profile, report (first seed's models) -------------------------
     seed0 = recipe.seeds[0]
-    artifacts: list[Artifact] = []
-    fpga: list = []
-    fpga_latencies: list[LatencyResult] = []
-    exported = ["teacher"] + [s.name for s in recipe.students if s.export]
-    n_check = recipe.export.hls.n_check
-    desc = f"test split, first {{n}} images (seed {seed0} models)"
-    if recipe.export.onnx.enabled:
-        for name in exported:
-            model = trained[(name, seed0)]
-            x = views["test"].teacher if name == "teacher" else views["test"].student
-            x = x[: max(n_check, 1000)]
-            art = _onnx_export(model, name, x, run, recipe, desc.format(n=len(x)))
-            artifacts.append(art)
-            log(f"[export] {name} → ONNX: {art.fidelity.summary() if art.fidelity else art.error}")
-    # the Verilator builds of fpga-rtl run in the background while hls4ml compiles its C simulations
-    rtl_jobs: list[_RtlJob] = []
-    try:
-        if recipe.export.rtl.enabled:
-            for name in exported[1:]:
-                model = trained[(name, seed0)]
-                if _is_quantized(model):
-                    rtl_jobs.append(_start_rtl(model, name, views["test"].student[: recipe.export.rtl.n_check],
-                                               run.artifact_dir(name) / "rtl", recipe, desc, log))
-        if recipe.export.hls.enabled:
-            from edgekd.export import hls
-
-            for name in exported[1:]:
-                model = trained[(name, seed0)]
-                x_check = views["test"].student[:n_check]
-                quantized = _is_quantized(model)
-                if quantized:
-                    from edgekd.export import qonnx_hls
-
-                    art = qonnx_hls.export_qat_and_check(model, name, x_check, run.artifact_dir(name),
-                                                         recipe.export.hls, mean=d.normalize.mean,
-                                                         std=d.normalize.std,
-                                                         inputs_desc=desc.format(n=len(x_check)), log=log)
-                else:
-                    art = hls.export_and_check(model, name, views["val"].student[:1000], x_check,
-                                               run.artifact_dir(name), recipe.export.hls,
-                                               inputs_desc=desc.format(n=len(x_check)), log=log)
-                artifacts.append(art)
-                log(f"[export] {name} → hls4ml: {art.fidelity.summary() if art.fidelity else art.error}")
-                if art.fidelity is not None:
-                    from edgekd.profile.fpga import hls_figures
-
-                    bits = (_max_bits(model) if quantized
-                            else int(art.metadata.get("total_width", recipe.export.hls.width)))
-                    fig, lat = hls_figures(_float_twin(model, recipe, name, n_cls, in_ch, d.student_size), name,
-                                           tuple(x_check.shape[1:]), recipe.export.hls, bits, art.path,
-                                           layer_reuse=art.metadata.get("layer_reuse"))
-                    fpga.append(fig)
-                    fpga_latencies.append(lat)
-                    fp = (f", first pixel → decision {fig.first_pixel_to_decision_us:.2f} µs"
-                          if fig.first_pixel_to_decision_us is not None else "")
-                    log(f"[fpga] {name}: {fig.method} {fig.latency_cycles} cycles = {fig.latency_us:.2f} µs, "
-                        f"II {fig.ii_cycles}, DSP {fig.resources['dsp']} ({fig.percent.get('dsp', 0):.0f} %){fp}")
-                    if not fig.details["fits_part"]:
-                        log(f"[fpga] {name}: WARNING the design exceeds {fig.part} "
-                            f"({', '.join(f'{k} {v:.0f} %' for k, v in fig.percent.items() if v > 100)}); "
-                            f"reuse factors that fit: {fig.details.get('fitting_reuse_factors')}")
-        for job in rtl_jobs:
-            art, lat, fig = _finish_rtl(job, recipe, log)
-            if art is not None:
-                artifacts.append(art)
-            if lat is not None:
-                fpga_latencies.append(lat)
-            if fig is not None:
-                fpga.append(fig)
-    finally:
-        for job in rtl_jobs:
-            job.cancel()
-    trt_latencies: list[LatencyResult] = []
-    if recipe.export.tensorrt.enabled:
-        from edgekd.export import tensorrt
-
-        tcfg = recipe.export.tensorrt
-        bcfg = tensorrt.BundleConfig(precisions=tuple(tcfg.precisions), default_precision=tcfg.default_precision,
-                                     opt_batch=tcfg.opt_batch, max_batch=tcfg.max_batch,
-                                     workspace_mib=tcfg.workspace_mib, targets=tuple(tcfg.targets),
-                                     n_golden=tcfg.n_golden)
-        for name in exported[1:]:
-            if _is_quantized(trained[(name, seed0)]):
-                # power-of-two UINT8 QAT activations are not TensorRT's signed INT8 Q/DQ pattern
-                log(f"[export] {name} → TensorRT bundle skipped: QAT students use power-of-two unsigned "
-                    "activations; bundles are built from float students (their INT8 twin is calibrated)")
-                continue
-            bundle = tensorrt.export_bundle(
-                trained[(name, seed0)], name, x_calib=views["train"].student[:512],
-                x_check=views["test"].student[:n_check], out_dir=run.artifact_dir(name) / "tensorrt",
-                preprocessing=tensorrt.preprocessing_contract(size=d.student_size, channels=in_ch,
-                                                              mean=d.normalize.mean, std=d.normalize.std),
-                class_names=splits.class_names, config=bcfg,
-                build={"auto": None, "never": False, "always": True}[tcfg.build],
-                inputs_desc=desc.format(n=min(n_check, len(views["test"]))), log=log)
-            artifacts += bundle.artifacts
-            trt_latencies += bundle.latencies
-            log(f"[export] {name} → TensorRT bundle: {bundle.message}")
-    stage_s["export"] = time.perf_counter() - t
-
-    # -- profile ----------------------------------------------------------------------------
+    exported = {name: trained[(name, seed0)] for name in ["teacher"] + [s.name for s in recipe.students if s.export]}
+    data = {"class_names": splits.class_names, "channels": in_ch, "size": d.student_size, "mean": d.normalize.mean,
+            "std": d.normalize.std, "num_classes": n_cls}
     t = time.perf_counter()
-    p = recipe.profile
-    latencies: list[LatencyResult] = list(trt_latencies) + fpga_latencies
-    onnx_paths = {a.model: a.path for a in artifacts if a.target == "onnxruntime" and a.deployable}
-    for name in exported:
-        model = trained[(name, seed0)]
-        x = (views["test"].teacher if name == "teacher" else views["test"].student)[:1]
-        for bs in p.batch_sizes:
-            runs = p.runs if bs == 1 else p.large_batch_runs
-            warm = p.warmup if bs == 1 else max(3, p.warmup // 10)
-            if "cpu-torch" in p.targets:
-                latencies.append(profile_torch(model, name, x, batch_size=bs, runs=runs, warmup=warm,
-                                               threads=p.threads))
-            if "onnxruntime" in p.targets and name in onnx_paths:
-                latencies.append(profile_ort(onnx_paths[name], name, x.numpy(), batch_size=bs, runs=runs,
-                                             warmup=warm, threads=p.threads))
-        if "cuda" in p.targets:
-            latencies += _profile_cuda(model, name, x, p, onnx_paths.get(name), log)
-        best = [r for r in latencies if r.model == name and r.batch_size == 1 and r.method == "measured"]
-        log(f"[profile] {name}: " + ", ".join(f"{r.target} p50 {r.p50_us:,.1f} µs / p99 {r.p99_us:,.1f} µs "
-                                               f"({r.clock} time)" for r in best))
+    out = export_targets(recipe, exported, views, run, data, log, desc=f"test split, first {{n}} images (seed {seed0} "
+                                                                        "models)")
+    stage_s["export"] = time.perf_counter() - t
+    t = time.perf_counter()
+    latencies = out.latencies + profile_targets(recipe, exported, views, out.artifacts, log)
     stage_s["profile"] = time.perf_counter() - t
+    return _report(recipe, run, quick, dump, data_info, models, out, latencies, stage_s, log)
 
-    # -- report -------------------------------------------------------------------------------
-    failed = [a for a in artifacts if not a.deployable]
+
+def export_targets(recipe: Recipe, models: dict[str, nn.Module], views, run: RunDir, data: dict[str, Any],
+                   log: Callable[[str], None], desc: str = "test split, first {n} images"):
+    """Every enabled export target × every model it accepts. Background work (the RTL build) runs while
+    the next targets export; a target that cannot convert a model fails that artifact, not the run."""
+    from edgekd.targets.base import TargetOutput, all_targets
+
+    targets = [t for t in all_targets() if t.exports and t.enabled(recipe)]
+    pending, out = [], TargetOutput()
+    try:
+        for tgt in targets:
+            for name, model in models.items():
+                if name == "teacher" and not tgt.teacher_too:
+                    continue
+                ctx = _export_context(recipe, name, model, views, run, data, log, desc)
+                why = tgt.accepts(model, tuple(ctx.x_test.shape[1:]))
+                if why:
+                    log(f"[export] {name} → {tgt.name} skipped: {why}")
+                    continue
+                pending.append(_start_target(tgt, ctx))
+        for job in pending:
+            done = job.finish()
+            out.artifacts += done.artifacts
+            out.latencies += done.latencies
+            out.fpga += done.fpga
+    finally:
+        for job in pending:
+            job.cancel()
+    return out
+
+
+def _export_context(recipe: Recipe, name: str, model: nn.Module, views, run: RunDir, data: dict[str, Any], log,
+                    desc: str):
+    from edgekd.targets.base import ExportContext
+
+    view = "teacher" if name == "teacher" else "student"
+    return ExportContext(name=name, model=model, out_dir=run.artifact_dir(name), x_test=getattr(views["test"], view),
+                         x_train=getattr(views["train"], view), x_val=getattr(views["val"], view), recipe=recipe,
+                         data=data, log=log, desc=desc)
+
+
+def _start_target(tgt, ctx):
+    """Start one export; a user-facing failure (an unsupported layer, a missing tool) fails that artifact only."""
+    from edgekd.targets.base import Pending, TargetOutput
+
+    try:
+        return tgt.start(ctx)
+    except EdgekdError as exc:
+        ctx.log(f"[export] {ctx.name} → {tgt.name} failed: {exc.message}")
+        art = Artifact(model=ctx.name, target=tgt.name, format="-", path=ctx.out_dir, fidelity=None, error=exc.message)
+        return Pending(TargetOutput(artifacts=[art]))
+
+
+def profile_targets(recipe: Recipe, models: dict[str, nn.Module], views, artifacts: list[Artifact],
+                    log: Callable[[str], None]) -> list[LatencyResult]:
+    """Every target's latency rows for every exported model (batch sizes from ``profile``)."""
+    from edgekd.targets.base import all_targets
+
+    rows: list[LatencyResult] = []
+    for name, model in models.items():
+        x = (views["test"].teacher if name == "teacher" else views["test"].student)[:1]
+        mine = {a.target: a for a in artifacts if a.model == name}
+        got = [r for t in all_targets() if t.teacher_too or name != "teacher"
+               for r in t.profile(name, model, x, mine, recipe, log)]
+        rows += got
+        best = [r for r in got if r.batch_size == 1 and r.method == "measured"]
+        log(f"[profile] {name}: " + ", ".join(f"{r.target} p50 {r.p50_us:,.1f} µs / p99 {r.p99_us:,.1f} µs"
+                                               for r in best))
+    return rows
+
+
+def _report(recipe: Recipe, run: RunDir, quick: bool, dump: dict, data_info: dict, models: list, out,
+            latencies: list[LatencyResult], stage_s: dict[str, float], log) -> RunResults:
+    failed = [a for a in out.artifacts if not a.deployable]
     problems = [f"{a.model} {a.target} artifact failed its fidelity check: "
                 f"{a.fidelity.summary() if a.fidelity else a.error}" for a in failed]
     status = "failed" if failed else "ok"
-    results = RunResults(recipe.name, status, quick, list(recipe.seeds), data_info, models, artifacts, latencies,
-                         capture_environment(), stage_s, problems, fpga=[f.to_dict() for f in fpga],
+    results = RunResults(recipe.name, status, quick, list(recipe.seeds), data_info, models, out.artifacts, latencies,
+                         capture_environment(), stage_s, problems, fpga=[f.to_dict() for f in out.fpga],
                          reference=recipe.reference.model_dump() if recipe.reference else None)
     paths = write_report(results, run.root)
     write_manifest(run, recipe=dump, seeds=list(recipe.seeds), quick=quick, status=status,
-                   extra={"artifacts": {f"{a.model}:{a.target}": a.status for a in artifacts}})
+                   extra={"artifacts": {f"{a.model}:{a.target}": a.status for a in out.artifacts}})
     log(f"[report] {paths['md']}")
     if failed:
         raise FidelityError("; ".join(problems), where=str(run.root),
@@ -451,132 +410,4 @@ def _train_student(s: StudentConfig, seed: int, views, n_cls: int, in_ch: int, s
     return student, res
 
 
-def _is_quantized(model: nn.Module) -> bool:
-    return type(model).__name__ == "QuantStudent"
-
-
-def _max_bits(model: nn.Module) -> int:
-    bits = getattr(model, "bits", {}) or {}
-    vals = [max(getattr(b, "weight", 0) or 0, getattr(b, "act", 0) or 0) for b in bits.values()]
-    return int(max(vals)) if vals else 8
-
-
-def _float_twin(model: nn.Module, recipe: Recipe, name: str, n_cls: int, in_ch: int, size: int) -> nn.Module:
-    """The float architecture with the same layer shapes (the estimator needs shapes only)."""
-    if not _is_quantized(model):
-        return model
-    s = next(s for s in recipe.students if s.name == name)
-    base = s.arch.removesuffix("-q")
-    keep = {k: v for k, v in s.params.items() if k in ("channels", "kernel", "hidden", "pool")}
-    return create_net(base, num_classes=n_cls, in_channels=in_ch, input_size=size, params=keep)
-
-
-@dataclass
-class _RtlJob:
-    """One quantized student's ``fpga-rtl`` export: refused up front, or building in the background."""
-
-    name: str
-    n_pixels: int
-    target: Any
-    pending: Any = None  # edgekd.export.rtl.PendingRtl
-    refused: Any = None  # FpgaFigures of a design too large to build
-
-    def cancel(self) -> None:
-        if self.pending is not None:
-            self.pending.cancel()
-
-
-def _start_rtl(model: nn.Module, name: str, x: torch.Tensor, out_dir: Path, recipe: Recipe, desc: str,
-               log) -> _RtlJob:
-    """Write the student's Verilog and start its emulator build, so hls4ml exports run meanwhile."""
-    from edgekd.export import intref
-    from edgekd.export.rtl import DesignTooLarge, start_rtl_export
-    from edgekd.export.rtl_intnet import from_intref
-    from edgekd.hwtargets import load_fpga
-    from edgekd.nets.quant import firmware_part, float_preprocess
-    from edgekd.profile.fpga import FpgaFigures
-
-    cfg = recipe.export.rtl
-    target = load_fpga(cfg.target)
-    pre = float_preprocess(model)
-    with torch.no_grad():
-        x_fw = pre(x) if pre is not None else x
-    im = intref.extract(firmware_part(model).eval())
-    net = from_intref(im, tuple(x_fw.shape[1:]), name)
-    codes = im.quantize_input(x_fw)
-    job = _RtlJob(name, int(np.prod(x.shape[1:])), target)
-    try:
-        job.pending = start_rtl_export(net, codes, out_dir, target, model_name=name,
-                                       inputs_desc=desc.format(n=len(x)), latency_cutoff=cfg.latency_cutoff)
-    except DesignTooLarge as exc:
-        log(f"[fpga-rtl] {name}: refused: {exc.what}")
-        est = exc.estimate
-        job.refused = FpgaFigures(model=name, target="fpga-rtl", part=target.part, method="estimated",
-                                  design="da4ml RTL (fully parallel) — refused, does not fit", latency_cycles=0,
-                                  latency_us=0.0, ii_cycles=0, clock_mhz=target.clock_mhz,
-                                  resources={"lut": int(est.lut), "ff": 0, "dsp": 0, "bram_36k": 0},
-                                  percent={"lut": 100.0 * est.lut / est.part_lut}, first_pixel_to_decision_us=None,
-                                  source=f"da4ml size estimate: {est.summary()}",
-                                  details={"fits_part": False, "refused": True})
-    return job
-
-
-def _finish_rtl(job: _RtlJob, recipe: Recipe, log):
-    """The ``fpga-rtl`` target for one quantized student: (artifact, latency, figures) or a refusal."""
-    from edgekd.profile.fpga import FpgaFigures
-
-    if job.refused is not None:
-        return None, None, job.refused
-    cfg, target, name = recipe.export.rtl, job.target, job.name
-    art, lat = job.pending.finish()
-    log(f"[fpga-rtl] {name}: {art.fidelity.summary()}; {lat.details.get('latency_cycles')} cycles = "
-        f"{lat.p50_us * 1000:.0f} ns (simulated)")
-    resources = {"lut": int(lat.details.get("lut_estimate_da4ml") or 0),
-                 "ff": int(lat.details.get("ff_estimate_da4ml") or 0), "dsp": 0, "bram_36k": 0}
-    source = "simulated: Verilator emulation of da4ml Verilog; resources: da4ml estimate"
-    if cfg.yosys:
-        from edgekd.profile.yosys import synth_rtl_design
-
-        ys = synth_rtl_design(art.path, target)
-        resources = {"lut": ys.lut, "ff": ys.ff, "dsp": ys.dsp, "bram_36k": int(round(ys.bram_36k))}
-        source = "simulated: Verilator emulation of da4ml Verilog; resources: Yosys synth"
-    budget = target.resources
-    percent = {"lut": 100.0 * resources["lut"] / budget.lut, "ff": 100.0 * resources["ff"] / budget.ff,
-               "dsp": 100.0 * resources["dsp"] / budget.dsp if budget.dsp else 0.0}
-    fp = None
-    if target.pixel_bus is not None:
-        from edgekd.profile.first_pixel import parallel_first_pixel
-
-        fp = parallel_first_pixel(job.n_pixels, int(lat.details.get("latency_cycles", 0)), target,
-                                  model=name).first_pixel_to_decision_us
-    fig = FpgaFigures(model=name, target="fpga-rtl", part=target.part, method="simulated",
-                      design=f"da4ml RTL (fully parallel, {cfg.latency_cutoff:g} ns/stage)",
-                      latency_cycles=int(lat.details.get("latency_cycles", 0)), latency_us=lat.p50_us,
-                      ii_cycles=int(lat.details.get("ii_cycles", 1)), clock_mhz=target.clock_mhz,
-                      resources=resources, percent=percent, first_pixel_to_decision_us=fp, source=source,
-                      details={"fits_part": all(v <= 100 for v in percent.values()),
-                               "exact_match_rate": art.fidelity.exact_match_rate if art.fidelity else None})
-    return art, lat, fig
-
-
-def _profile_cuda(model: nn.Module, name: str, x: torch.Tensor, p, onnx_path, log) -> list[LatencyResult]:
-    """The ``cuda`` target; on a machine without a GPU it is skipped with one line."""
-    from edgekd.errors import ToolMissingError
-    from edgekd.profile.cuda import CudaProfileConfig, profile_cuda
-
-    try:
-        prof = profile_cuda(model, name, x, CudaProfileConfig(), onnx_path=onnx_path, log=log)
-    except ToolMissingError as exc:
-        log(f"[profile] {name}: cuda target skipped: {exc.what}")
-        return []
-    return list(prof.results)
-
-
-def _onnx_export(model: nn.Module, name: str, x: torch.Tensor, run: RunDir, recipe: Recipe, desc: str) -> Artifact:
-    from edgekd.export import onnx as onnx_export
-
-    return onnx_export.export_and_check(model, name, x, run.artifact_dir(name), opset=recipe.export.onnx.opset,
-                                        atol=recipe.export.onnx.atol, inputs_desc=desc)
-
-
-__all__ = ["ConfigError", "apply_quick", "run_pipeline"]
+__all__ = ["ConfigError", "apply_quick", "export_targets", "profile_targets", "run_pipeline"]

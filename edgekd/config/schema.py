@@ -222,8 +222,16 @@ class RtlExportConfig(Strict):
     yosys: bool = Field(False, description="also count LUT/FF/DSP with Yosys (minutes for large designs)")
 
 
+class CudaFusedExportConfig(Strict):
+    """One generated Triton kernel per student (checked in Triton's interpreter on CPU, on the GPU where present)."""
+
+    enabled: bool = False
+    n_check: int = Field(64, gt=0, description="held-out images the kernel must match (the interpreter is slow)")
+
+
 class ExportConfig(Strict):
     onnx: OnnxExportConfig = OnnxExportConfig()
+    cuda_fused: CudaFusedExportConfig = CudaFusedExportConfig()
     hls: HlsExportConfig = HlsExportConfig()
     tensorrt: TensorRTExportConfig = TensorRTExportConfig()
     rtl: RtlExportConfig = RtlExportConfig()

@@ -117,6 +117,9 @@ class _Builder:
 class QuantStudent(nn.Sequential):
     """A Sequential of Brevitas layers; ``bits`` records each layer's widths for reports."""
 
+    #: its firmware is integer arithmetic (targets ask this, never the class name)
+    integer_firmware = True
+
     def __init__(self, layers: dict[str, nn.Module], bits: dict[str, LayerBits], *, arch: str,
                  float_pre: nn.Module | None = None):
         super().__init__()

@@ -67,7 +67,8 @@ from edgekd.targets.cuda_fused.export import check_fused, export_cuda_fused
 from edgekd.targets.cuda_fused.plan import (ConvStage, DenseStage, FusedPlan, Pool, PoolStage, Unsupported,
                                             plan_model)
 from edgekd.targets.cuda_fused.runtime import FusedKernel, require_triton, run_fused, triton_version
+from edgekd.targets.cuda_fused.target import CudaFusedTarget
 
-__all__ = ["ConvStage", "DenseStage", "FusedKernel", "FusedPlan", "GeneratedKernel", "Pool", "PoolStage",
+__all__ = ["ConvStage", "CudaFusedTarget", "DenseStage", "FusedKernel", "FusedPlan", "GeneratedKernel", "Pool", "PoolStage",
            "Unsupported", "check_fused", "export_cuda_fused", "generate", "plan_model", "require_triton", "run_fused",
            "split_point", "triton_version"]
