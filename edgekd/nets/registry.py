@@ -42,9 +42,20 @@ def register_net(name: str, *, role: str = "any"):
 
 def create_net(name: str, *, num_classes: int, in_channels: int, input_size: int,
                params: dict[str, Any] | None = None, where: str = "arch") -> nn.Module:
-    """Build a registered architecture, with clear errors for unknown names or params."""
+    """Build a registered architecture, with clear errors for unknown names or params.
+
+    A name with a colon comes from outside the registry (:mod:`edgekd.nets.sources`):
+    ``torchvision:resnet18``, ``timm:<name>``, ``my_pkg.nets:Tiny`` or ``./net.py:Tiny``.
+    """
+    if ":" in name:
+        from edgekd.nets.sources import create_external
+
+        return create_external(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+                               params=dict(params or {}), where=where)
     if name not in NETS:
-        raise ConfigError(f"unknown architecture '{name}'", where=where, fix=f"choose one of {sorted(NETS)}")
+        raise ConfigError(f"unknown architecture '{name}'", where=where,
+                          fix=f"choose one of {sorted(NETS)}, or torchvision:<name>, timm:<name>, "
+                              "<module>:<Factory>, <file.py>:<Factory>")
     spec = NETS[name]
     params = dict(params or {})
     bad = sorted(set(params) - set(spec.param_names()))
