@@ -24,6 +24,7 @@ from edgekd.distill.trainer import load_checkpoint, seed_everything
 from edgekd.errors import ConfigError, EdgekdError, FidelityError
 from edgekd.export.artifact import Artifact
 from edgekd.nets import count_parameters, create_net
+from edgekd.nets.model_files import is_edgekd_checkpoint, load_model_file
 from edgekd.profile import LatencyResult, capture_environment, profile_ort, profile_torch
 from edgekd.report import ModelResult, RunResults, write_report
 from edgekd.runs import RunDir, write_json, write_manifest
@@ -153,10 +154,16 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
         t = time.perf_counter()
         tc = recipe.teacher
         seed_everything(seed)
-        teacher = create_net(tc.arch, num_classes=n_cls, in_channels=in_ch, input_size=d.teacher_size,
-                             params=tc.params, where="teacher")
         meta = _meta("teacher", tc.arch, tc.params, n_cls, d.teacher_size, seed, tc.train)
-        if tc.checkpoint is not None:
+        if tc.checkpoint is not None and not is_edgekd_checkpoint(tc.checkpoint):
+            # a teacher trained elsewhere: state dict, TorchScript, .pt2 or ONNX (checked against the data)
+            teacher = load_model_file(tc.checkpoint, arch=tc.arch, params=tc.params, num_classes=n_cls,
+                                      in_channels=in_ch, input_size=d.teacher_size)
+            res_hist, res_s, resumed = [], 0.0, None
+        else:
+            teacher = create_net(tc.arch, num_classes=n_cls, in_channels=in_ch, input_size=d.teacher_size,
+                                 params=tc.params, where="teacher")
+        if tc.checkpoint is not None and is_edgekd_checkpoint(tc.checkpoint):
             blob = load_checkpoint(tc.checkpoint, {k: meta[k] for k in ("arch", "num_classes", "input_size")})
             try:
                 teacher.load_state_dict(blob["model"])
@@ -164,7 +171,7 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
                 raise EdgekdError(f"checkpoint does not fit teacher '{tc.arch}': {str(exc).splitlines()[0]}",
                                   where=str(tc.checkpoint), fix="train a teacher with this recipe first") from None
             res_hist, res_s, resumed = blob.get("history", []), 0.0, None
-        else:
+        elif tc.checkpoint is None:
             res = train(teacher, views["train"], views["val"], tc.train, CompositeLoss([("ce", 1.0, {})]),
                         seed=seed, view="teacher", checkpoint=run.checkpoint("teacher", seed), meta=meta,
                         desc=f"teacher seed {seed}", progress=progress)
