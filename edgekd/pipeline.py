@@ -136,9 +136,11 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
     log(f"[data] {recipe.data.kind} dataset, classes {recipe.data.classes or 'all'}")
     splits = build_splits(recipe.data)
     d = recipe.data
-    views = {k: PairedViews.from_images(getattr(splits, k), d.teacher_size, d.student_size, d.normalize)
+    views = {k: PairedViews.from_images(getattr(splits, k), d.teacher_size, d.student_size, d.normalize,
+                                        channels=d.channels, teacher_channels=d.teacher_channels)
              for k in ("train", "val", "test")}
     in_ch = int(views["train"].student.shape[1])
+    t_ch = int(views["train"].teacher.shape[1])  # differs when data.teacher_channels converts gray↔RGB
     n_cls = splits.num_classes
     log(f"[data] {splits.sizes()} classes={splits.class_names} channels={in_ch}")
     data_info = {"source": splits.source, "classes": splits.class_names, "sizes": splits.sizes(),
@@ -158,10 +160,10 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
         if tc.checkpoint is not None and not is_edgekd_checkpoint(tc.checkpoint):
             # a teacher trained elsewhere: state dict, TorchScript, .pt2 or ONNX (checked against the data)
             teacher = load_model_file(tc.checkpoint, arch=tc.arch, params=tc.params, num_classes=n_cls,
-                                      in_channels=in_ch, input_size=d.teacher_size)
+                                      in_channels=t_ch, input_size=d.teacher_size)
             res_hist, res_s, resumed = [], 0.0, None
         else:
-            teacher = create_net(tc.arch, num_classes=n_cls, in_channels=in_ch, input_size=d.teacher_size,
+            teacher = create_net(tc.arch, num_classes=n_cls, in_channels=t_ch, input_size=d.teacher_size,
                                  params=tc.params, where="teacher")
         if tc.checkpoint is not None and is_edgekd_checkpoint(tc.checkpoint):
             blob = load_checkpoint(tc.checkpoint, {k: meta[k] for k in ("arch", "num_classes", "input_size")})

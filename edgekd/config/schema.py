@@ -48,22 +48,49 @@ class NormalizeConfig(Strict):
     std: float = Field(0.1484, gt=0.0)
 
 
+Size = int | tuple[int, int]
+
+
+def _size(v: Any) -> Any:
+    """An int (square) or [H, W]; [S, S] becomes S. Each side at least 8 pixels."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in v):
+            raise ValueError(f"an image size is an int (square) or [H, W], got {v!r}")
+        v = int(v[0]) if v[0] == v[1] else (int(v[0]), int(v[1]))
+    sides = v if isinstance(v, tuple) else (v,)
+    if any(isinstance(i, int) and i < 8 for i in sides):
+        raise ValueError(f"image sides must be at least 8 pixels, got {v!r}")
+    return v
+
+
 class DataConfig(Strict):
-    kind: Literal["synthetic", "lymphomnist", "npz"] = "synthetic"
-    path: Path | None = Field(None, description="folder (lymphomnist) or .npz file (npz)")
+    kind: Literal["synthetic", "lymphomnist", "npz", "imagefolder"] = "synthetic"
+    path: Path | None = Field(None, description="folder (lymphomnist), .npz file (npz) or folder of class "
+                                                "folders (imagefolder: root/<class>/*.png or root/train/<class>/...)")
     classes: list[str] | None = Field(
         None, description="class filter by name, in output order (e.g. [B, T4])"
     )
-    teacher_size: int = Field(64, ge=8)
-    student_size: int = Field(48, ge=8)
+    teacher_size: Size = Field(64, description="int (square) or [H, W]")
+    student_size: Size = Field(48, description="int (square) or [H, W]")
+    channels: Literal[1, 3] | None = Field(
+        None, description="the student's input channels; None: the data's own (gray 1, colour 3)")
+    teacher_channels: Literal[1, 3] | None = Field(
+        None, description="the teacher's input channels when they differ from the student's (gray↔RGB)")
+    cache_dir: Path | None = Field(
+        None, description="imagefolder: where decoded images are memory-mapped ($EDGEKD_CACHE or ~/.cache/edgekd)")
     normalize: NormalizeConfig = NormalizeConfig()
     split: SplitConfig = SplitConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     max_train: int | None = Field(None, gt=0, description="cap on training samples")
 
+    @field_validator("teacher_size", "student_size", mode="before")
+    @classmethod
+    def _sizes(cls, v: Any) -> Any:
+        return _size(v)
+
     @model_validator(mode="after")
     def _path_needed(self) -> "DataConfig":
-        if self.kind in ("lymphomnist", "npz") and self.path is None:
+        if self.kind in ("lymphomnist", "npz", "imagefolder") and self.path is None:
             raise ValueError(f"data.kind '{self.kind}' needs data.path")
         if self.classes is not None and len(self.classes) < 2:
             raise ValueError("data.classes must name at least two classes")
@@ -267,6 +294,14 @@ class Recipe(Strict):
             raise ValueError(f"student names must be unique; repeated: {sorted(dup)}")
         if "teacher" in names:
             raise ValueError("'teacher' is reserved and cannot name a student")
+        square = all(isinstance(v, int) for v in (self.data.teacher_size, self.data.student_size))
+        rotating = [s.name for s in self.students if s.train.augment == "dihedral"]
+        if self.teacher.train.augment == "dihedral":
+            rotating.insert(0, "teacher")
+        if not square and rotating:
+            raise ValueError(f"train.augment 'dihedral' rotates by 90° and needs square images, but data sizes are "
+                             f"[H, W] (used by {rotating}); set train.augment to 'none' or a mapping of "
+                             "flips/rotation without 90° turns")
         return self
 
     @property
