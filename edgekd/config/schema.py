@@ -106,11 +106,48 @@ class OptimConfig(Strict):
     warmup_epochs: int = Field(0, ge=0)
 
 
+class CropConfig(Strict):
+    """Random resized crop: a box of ``scale`` × the area and ``ratio`` aspect, resized back."""
+
+    scale: tuple[float, float] = (0.7, 1.0)
+    ratio: tuple[float, float] = (0.75, 1.3333)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "CropConfig":
+        if not 0.0 < self.scale[0] <= self.scale[1] <= 1.0:
+            raise ValueError(f"scale must be 0 < min <= max <= 1, got {list(self.scale)}")
+        if not 0.0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"ratio must be 0 < min <= max, got {list(self.ratio)}")
+        return self
+
+
+class AugmentConfig(Strict):
+    """Replayable augmentations (see :mod:`edgekd.data.augment`); each sample has ``views`` fixed views.
+
+    Intensities are in units of the normalized input (1 = one ``data.normalize.std``).
+    """
+
+    views: int = Field(8, ge=1, le=64, description="distinct views per sample (the teacher cache holds all)")
+    seed: int = 0
+    identity_view: bool = Field(True, description="view 0 is the unaugmented image")
+    crop: CropConfig | None = None
+    hflip: float = Field(0.0, ge=0.0, le=1.0, description="probability of a horizontal flip")
+    vflip: float = Field(0.0, ge=0.0, le=1.0, description="probability of a vertical flip")
+    rotate: float = Field(0.0, ge=0.0, le=45.0, description="max rotation in degrees (±)")
+    brightness: float = Field(0.0, ge=0.0, description="max added offset (±)")
+    contrast: float = Field(0.0, ge=0.0, lt=1.0, description="max relative contrast change (±)")
+    noise: float = Field(0.0, ge=0.0, description="Gaussian noise std")
+    cutout: float = Field(0.0, ge=0.0, lt=1.0, description="side of the erased box, fraction of the image")
+    cutout_p: float = Field(0.5, ge=0.0, le=1.0, description="probability of a cutout")
+
+
 class TrainConfig(Strict):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(128, gt=0)
     optim: OptimConfig = OptimConfig()
-    augment: Literal["none", "dihedral"] = "dihedral"
+    augment: Literal["none", "dihedral"] | AugmentConfig = Field(
+        "dihedral", description="'none', 'dihedral' (8 flips/rotations) or a mapping of random-view options")
+    balanced: bool = Field(False, description="sample classes equally often (with replacement) each epoch")
 
 
 class TeacherConfig(Strict):

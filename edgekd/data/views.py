@@ -8,6 +8,7 @@ so it can be replayed exactly — which is what makes a teacher cache valid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,26 +110,40 @@ class Batch:
     transforms: torch.Tensor  # dihedral id per sample (0 = identity)
 
 
+def balanced_order(labels: np.ndarray, order: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+    """``len(order)`` samples of ``order`` drawn with every class equally likely (with replacement)."""
+    rng = np.random.default_rng([seed, epoch, 5])
+    classes = np.unique(labels[order])
+    pick = rng.integers(0, len(classes), len(order))
+    out = np.empty(len(order), dtype=np.int64)
+    for j, c in enumerate(classes):
+        slots = np.nonzero(pick == j)[0]
+        out[slots] = rng.choice(order[labels[order] == c], size=len(slots), replace=True)
+    return out
+
+
 def iterate_batches(views: PairedViews, batch_size: int, *, seed: int, epoch: int,
-                    shuffle: bool, augment: str = "none", with_teacher: bool = True,
-                    indices: np.ndarray | None = None):
+                    shuffle: bool, augment: Any = "none", with_teacher: bool = True,
+                    indices: np.ndarray | None = None, balanced: bool = False):
     """Yield :class:`Batch` objects; both views are indexed with the same samples.
 
     ``indices`` restricts iteration to a subset (e.g. a distributed shard) and keeps
-    their order unless ``shuffle``.
+    their order unless ``shuffle``. ``augment`` is ``"none"``, ``"dihedral"`` or an
+    ``AugmentConfig`` (:mod:`edgekd.data.augment`); ``balanced`` draws classes equally.
     """
+    from edgekd.data.augment import make_augmenter
+
+    aug = make_augmenter(augment)
     n = len(views)
     order = np.arange(n) if indices is None else np.asarray(indices)
-    if shuffle:
+    if balanced:
+        order = balanced_order(views.labels.numpy(), order, seed, epoch)
+    elif shuffle:
         order = order[np.random.default_rng([seed, epoch, 3]).permutation(len(order))]
-    ks_all = (augment_ids(seed, epoch, np.arange(n), n) if augment == "dihedral"
-              else np.zeros(n, dtype=np.int64))
+    ks_all = aug.view_ids(seed, epoch, n)
     for start in range(0, len(order), batch_size):
         idx = torch.from_numpy(order[start : start + batch_size].copy())
         ks = torch.from_numpy(ks_all[idx.numpy()])
-        student = views.student[idx]
-        teacher = views.teacher[idx] if with_teacher else None
-        if augment == "dihedral":
-            student = apply_dihedral(student, ks)
-            teacher = apply_dihedral(teacher, ks) if teacher is not None else None
+        student = aug.apply(views.student[idx], ks, idx)
+        teacher = aug.apply(views.teacher[idx], ks, idx) if with_teacher else None
         yield Batch(idx, teacher, student, views.labels[idx], ks)

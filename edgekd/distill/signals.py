@@ -14,7 +14,8 @@ import torch.nn as nn
 
 from edgekd.data.views import Batch, PairedViews, resize
 from edgekd.distill.hooks import TapSpec, run_with_taps
-from edgekd.distill.teacher_cache import TeacherCache, compute_teacher_outputs, transforms_for
+from edgekd.data.augment import make_augmenter
+from edgekd.distill.teacher_cache import TeacherCache, compute_teacher_outputs
 
 
 @dataclass
@@ -76,7 +77,7 @@ class TeacherSignal:
         x = views.student if self.view == "student" else views.teacher
         if self.input_size is not None:  # resize() is a no-op at the right size
             x = resize(x, self.input_size)
-        return compute_teacher_outputs(self.model, x, transforms_for(augment), [spec])[1][spec.key]
+        return compute_teacher_outputs(self.model, x, make_augmenter(augment), [spec])[1][spec.key]
 
 
 @dataclass
