@@ -19,7 +19,9 @@ import torch.nn as nn
 
 from edgekd.config.schema import Recipe, StudentConfig, TrainConfig
 from edgekd.data import PairedViews, build_splits
+from edgekd.data.augment import augment_key
 from edgekd.distill import CompositeLoss, TeacherSignal, accuracy, build_teacher_cache, predict_logits, train
+from edgekd.distill.metrics import classification_metrics
 from edgekd.distill.trainer import load_checkpoint, seed_everything
 from edgekd.errors import ConfigError, EdgekdError, FidelityError
 from edgekd.export.artifact import Artifact
@@ -179,10 +181,13 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
                         desc=f"teacher seed {seed}", progress=progress)
             res_hist, res_s, resumed = res.history, res.seconds, res.resumed_from_epoch
         teacher.eval()
-        acc = accuracy(predict_logits(teacher, views["test"].teacher), views["test"].labels)
+        test_logits = predict_logits(teacher, views["test"].teacher)
+        acc = accuracy(test_logits, views["test"].labels)
         val = accuracy(predict_logits(teacher, views["val"].teacher), views["val"].labels)
         models.append(ModelResult("teacher", "teacher", tc.arch, count_parameters(teacher), seed, acc, val, res_s,
-                                  history=res_hist, resumed_from_epoch=resumed))
+                                  history=res_hist, resumed_from_epoch=resumed,
+                                  metrics=classification_metrics(test_logits, views["test"].labels,
+                                                                 splits.class_names).to_dict()))
         trained[("teacher", seed)] = teacher
         log(f"[teacher] seed {seed}: test acc {100 * acc:.2f} % ({count_parameters(teacher):,} params)")
         stage_s["teacher"] = stage_s.get("teacher", 0.0) + time.perf_counter() - t
@@ -191,18 +196,20 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
         signals: dict[str, TeacherSignal] = {}
         if needs_teacher:
             t = time.perf_counter()
-            for aug in sorted({s.train.augment for s in recipe.students if s.uses_teacher}):
+            augs = {augment_key(s.train.augment): s.train.augment for s in recipe.students if s.uses_teacher}
+            for key, aug in sorted(augs.items()):  # one cache per augmentation (its key names the file)
                 from edgekd.distill.losses import teacher_taps_for
 
-                terms = [t for s in recipe.students if s.uses_teacher and s.train.augment == aug for t in s.loss]
+                terms = [t for s in recipe.students if s.uses_teacher and augment_key(s.train.augment) == key
+                         for t in s.loss]
                 if not ddp.is_main:
                     D.barrier()  # rank 0 computes the cache once; the others load its file
                 cache = build_teacher_cache(teacher, views["train"], aug,
-                                            path=run.cache / f"teacher-seed{seed}-{aug}.pt", progress=progress,
+                                            path=run.cache / f"teacher-seed{seed}-{key}.pt", progress=progress,
                                             taps=teacher_taps_for(terms), feature_dtype=torch.float16)
                 if ddp.is_main:
                     D.barrier()
-                signals[aug] = TeacherSignal(cache=cache)
+                signals[key] = TeacherSignal(cache=cache)
                 log(f"[cache] teacher logits for {len(views['train'])} samples × {cache.transforms} views")
             stage_s["teacher_cache"] = stage_s.get("teacher_cache", 0.0) + time.perf_counter() - t
 
@@ -210,12 +217,15 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
         t = time.perf_counter()
         for s in recipe.students:
             student, res = _train_student(s, seed, views, n_cls, in_ch, d.student_size,
-                                          signals.get(s.train.augment), run, progress)
-            acc = accuracy(predict_logits(student, views["test"].student), views["test"].labels)
+                                          signals.get(augment_key(s.train.augment)), run, progress)
+            test_logits = predict_logits(student, views["test"].student)
+            acc = accuracy(test_logits, views["test"].labels)
             val = accuracy(predict_logits(student, views["val"].student), views["val"].labels)
             models.append(ModelResult(s.name, "student", s.arch, count_parameters(student), seed, acc, val,
                                       res.seconds, loss=[t_.model_dump() for t_ in s.loss], history=res.history,
-                                      resumed_from_epoch=res.resumed_from_epoch))
+                                      resumed_from_epoch=res.resumed_from_epoch,
+                                      metrics=classification_metrics(test_logits, views["test"].labels,
+                                                                     splits.class_names).to_dict()))
             trained[(s.name, seed)] = student
             log(f"[student] {s.name} seed {seed}: test acc {100 * acc:.2f} % ({count_parameters(student):,} params)")
         stage_s["students"] = stage_s.get("students", 0.0) + time.perf_counter() - t
