@@ -31,6 +31,7 @@ def test_majority_classifier_is_exposed_by_balanced_accuracy():
     assert m.accuracy == 0.95 and m.balanced_accuracy == 0.5
     assert m.recall[1] == 0.0 and math.isnan(m.precision[1]) and m.f1[1] == 0.0
     assert class_counts(y, 3) == [95, 5, 0]
+    assert m.to_dict()["precision"] == [0.95, None]  # undefined stays valid JSON
 
 
 def test_absent_class_does_not_count_in_balanced_accuracy():

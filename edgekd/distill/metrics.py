@@ -38,7 +38,13 @@ class ClassMetrics:
     macro_f1: float
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As plain data; ``nan`` (undefined) becomes ``None`` so that it is valid JSON."""
+        def clean(v):
+            if isinstance(v, float) and v != v:
+                return None
+            return [clean(i) for i in v] if isinstance(v, list) else v
+
+        return {k: clean(v) for k, v in asdict(self).items()}
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -167,3 +167,11 @@ def _call_user(factory: Callable[..., nn.Module], arch: str, *, num_classes: int
     if not isinstance(model, nn.Module):
         raise ConfigError(f"'{arch}' returned {type(model).__name__}, not an nn.Module", where=where)
     return model
+
+
+def resolve_arch_path(arch: str, base: Path) -> str:
+    """``file.py:Factory`` with a relative file made relative to ``base`` (the recipe's folder)."""
+    source, sep, name = arch.rpartition(":")
+    if not sep or not source.endswith(".py") or Path(source).expanduser().is_absolute():
+        return arch
+    return f"{(base / source).resolve()}:{name}"

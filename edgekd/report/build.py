@@ -62,8 +62,8 @@ def accuracy_rows(models: list[ModelResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}"
+def _pct(x: float | None) -> str:
+    return "–" if x is None or x != x else f"{100 * x:.2f}"
 
 
 def _loss_str(loss: list[dict[str, Any]]) -> str:
