@@ -147,7 +147,7 @@ def test_torchvision_resnet18_gray_small_input():
 def test_torchvision_params_and_unknown_name():
     m = create_net("torchvision:mobilenet_v3_small", num_classes=2, in_channels=3, input_size=32,
                    params={"width_mult": 0.5})
-    assert m(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+    assert m.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
     with pytest.raises(ConfigError, match="torchvision has no model 'resnet19'"):
         create_net("torchvision:resnet19", num_classes=2, in_channels=3, input_size=32)
 
@@ -159,3 +159,23 @@ def test_timm_model_gray():
     assert m(torch.zeros(2, 1, 32, 32)).shape == (2, 4)
     with pytest.raises(ConfigError, match="timm has no model"):
         create_net("timm:not_a_model_xyz", num_classes=2, in_channels=3, input_size=32)
+
+
+@pytest.mark.skipif(TV_REASON is not None, reason=TV_REASON or "")
+def test_torchvision_resnet18_as_teacher_fills_the_cache(user_file):
+    from edgekd.config.schema import AugmentConfig
+    from edgekd.data.views import PairedViews, iterate_batches
+    from edgekd.distill.teacher_cache import build_teacher_cache
+
+    torch.manual_seed(0)
+    teacher = create_net("torchvision:resnet18", num_classes=3, in_channels=1, input_size=32, where="teacher").eval()
+    x = torch.randn(6, 1, 32, 32)
+    views = PairedViews(x, x[..., ::2, ::2].contiguous(), torch.tensor([0, 1, 2, 0, 1, 2]))
+    aug = AugmentConfig(views=2, hflip=1.0)
+    cache = build_teacher_cache(teacher, views, aug)
+    batch = next(iterate_batches(views, 6, seed=0, epoch=0, shuffle=False, augment=aug))
+    with torch.no_grad():
+        torch.testing.assert_close(cache.lookup(batch.index, batch.transforms), teacher(batch.teacher),
+                                   atol=1e-4, rtol=1e-4)
+    student = create_net(f"{user_file}:Tiny", num_classes=3, in_channels=1, input_size=16)
+    assert student(batch.student).shape == (6, 3)
