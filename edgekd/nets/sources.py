@@ -71,8 +71,8 @@ def _torchvision(name: str, num_classes: int, params: dict[str, Any], where: str
         from torchvision import models
     except Exception as exc:  # noqa: BLE001 - a broken torchvision (wrong torch build) raises RuntimeError
         raise ToolMissingError(f"torchvision is not importable ({type(exc).__name__}: {str(exc)[:120]})",
-                               where=where, fix="pip install 'edgekd[vision]' (torchvision matching your torch; "
-                                                "see README 'Models from anywhere')") from None
+                               where=where, fix="pip install -e . installs torchvision==0.29.1 with torch==2.14.1; "
+                                                "a torchvision built for another torch does not import") from None
     available = models.list_models()
     if name not in available:
         close = [m for m in available if name.lower()[:4] in m][:8]
@@ -90,7 +90,7 @@ def _timm(name: str, num_classes: int, params: dict[str, Any], where: str) -> nn
         import timm
     except Exception as exc:  # noqa: BLE001
         raise ToolMissingError(f"timm is not importable ({type(exc).__name__}: {str(exc)[:120]})",
-                               where=where, fix="pip install 'edgekd[vision]'") from None
+                               where=where, fix="pip install 'edgekd[vision]' (timm==1.0.31)") from None
     if not timm.list_models(name):
         raise ConfigError(f"timm has no model '{name}'", where=where,
                           fix=f"similar names: {timm.list_models(f'*{name[:4]}*')[:8]} (timm.list_models())")
