@@ -246,6 +246,9 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
     if recipe.export.onnx.enabled:
         for name in exported:
             model = trained[(name, seed0)]
+            if getattr(model, "edgekd_file_format", None) == "onnx":  # already ONNX: nothing to export or check
+                log(f"[export] {name}: loaded from an ONNX file, not re-exported")
+                continue
             x = views["test"].teacher if name == "teacher" else views["test"].student
             x = x[: max(n_check, 1000)]
             art = _onnx_export(model, name, x, run, recipe, desc.format(n=len(x)))
@@ -344,6 +347,8 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
     onnx_paths = {a.model: a.path for a in artifacts if a.target == "onnxruntime" and a.deployable}
     for name in exported:
         model = trained[(name, seed0)]
+        if getattr(model, "edgekd_file_format", None) == "onnx":  # ONNX Runtime inside: not a cpu-torch figure
+            continue
         x = (views["test"].teacher if name == "teacher" else views["test"].student)[:1]
         for bs in p.batch_sizes:
             runs = p.runs if bs == 1 else p.large_batch_runs

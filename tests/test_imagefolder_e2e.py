@@ -88,3 +88,26 @@ def test_imagefolder_and_user_student_run_end_to_end(tmp_path):
     assert len(student["metrics"]["confusion"]) == 2 and 0.0 <= student["metrics"]["balanced_accuracy"] <= 1.0
     assert any(p.name.startswith("teacher-seed0-aug-") for p in (out / "cache").iterdir())
     assert "balanced accuracy" in (out / "report.md").read_text()
+
+
+def test_onnx_teacher_file_with_imagefolder(tmp_path):
+    """teacher.checkpoint as an ONNX file: logits-only KD; the teacher is neither re-exported nor profiled."""
+    import torch
+
+    from edgekd.nets import create_net
+
+    _folder(tmp_path / "cells", n=(16, 16))
+    (tmp_path / "tiny_student.py").write_text(STUDENT)
+    torch.manual_seed(0)
+    t = create_net("resnet-mini", num_classes=2, in_channels=1, input_size=24, params={"widths": [8], "blocks": [1]})
+    torch.onnx.export(t.eval(), (torch.zeros(1, 1, 24, 24),), str(tmp_path / "teacher.onnx"), opset_version=17,
+                      dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    recipe = RECIPE.format(root="cells", cache=tmp_path / "cache").replace(
+        "  train: {epochs: 3,", "  checkpoint: teacher.onnx\n  train: {epochs: 3,")
+    (tmp_path / "recipe.yaml").write_text(recipe)
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path / "recipe.yaml"), "--out", str(out), "--no-progress"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert {(a["model"], a["target"]) for a in rep["artifacts"]} == {("user-kd", "onnxruntime")}
+    assert {r["model"] for r in rep["latency"]} == {"user-kd"}
+    assert next(m for m in rep["models"] if m["name"] == "teacher")["metrics"] is not None

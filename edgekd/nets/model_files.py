@@ -201,6 +201,7 @@ def _load_opaque(path: Path, fmt: str) -> LoadedModel:
     batch = _static_batch(shape)
     if batch is not None:
         module = FixedBatch(module, batch)
+    module.edgekd_file_format = fmt  # later stages ask, e.g. not to re-export an ONNX teacher
     return LoadedModel(module, fmt, path, tuple(shape[1:]) if shape else None)
 
 
