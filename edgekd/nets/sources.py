@@ -18,6 +18,7 @@ those it declares (or all three if it takes ``**kwargs``) plus the recipe's ``pa
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -126,7 +127,7 @@ def load_user_factory(source: str, name: str, *, where: str = "arch") -> Callabl
         if not path.is_file():
             raise ConfigError(f"model file '{source}' not found", where=where,
                               fix="give a path to an existing .py file (relative to the working directory)")
-        mod_name = f"edgekd_user_{abs(hash(str(path.resolve())))}"
+        mod_name = "edgekd_user_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
         spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module  # dataclasses and pickling look the module up
