@@ -148,3 +148,32 @@ def test_stratified_split_is_seeded():
     a, b = stratified_split(y, 0.1, 0.2, 7), stratified_split(y, 0.1, 0.2, 7)
     assert all((a[k] == b[k]).all() for k in a)
     assert np.bincount(y[a["test"]]).tolist() == [10, 6, 4]
+
+
+def test_pillow_reads_16bit_tiff_itself(tmp_path):
+    from edgekd.data.image_cache import decode
+
+    a = (np.arange(12 * 10).reshape(12, 10) * 500).astype(np.uint16)
+    Image.fromarray(a).save(tmp_path / "deep.tif")
+    np.testing.assert_allclose(decode(tmp_path / "deep.tif", 1)[0], a / 65535.0, atol=1e-7)
+
+
+def test_tiff_pillow_cannot_read_names_tifffile(tmp_path, monkeypatch):
+    import sys
+
+    from PIL import Image as PILImage
+
+    from edgekd.data.image_cache import decode
+    from edgekd.errors import ToolMissingError
+
+    p = tmp_path / "odd.tif"
+    _gray8(3).save(p)
+
+    def refuse(*a, **k):
+        raise OSError("cannot identify image file")
+
+    monkeypatch.setattr(PILImage, "open", refuse)
+    monkeypatch.setitem(sys.modules, "tifffile", None)
+    with pytest.raises(ToolMissingError, match="pip install tifffile") as ei:
+        decode(p, 1)
+    assert "odd.tif" in ei.value.message
