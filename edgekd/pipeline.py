@@ -19,11 +19,14 @@ import torch.nn as nn
 
 from edgekd.config.schema import Recipe, StudentConfig, TrainConfig
 from edgekd.data import PairedViews, build_splits
+from edgekd.data.augment import augment_key
 from edgekd.distill import CompositeLoss, TeacherSignal, accuracy, build_teacher_cache, predict_logits, train
+from edgekd.distill.metrics import classification_metrics
 from edgekd.distill.trainer import load_checkpoint, seed_everything
 from edgekd.errors import ConfigError, EdgekdError, FidelityError
 from edgekd.export.artifact import Artifact
 from edgekd.nets import count_parameters, create_net
+from edgekd.nets.model_files import is_edgekd_checkpoint, load_model_file
 from edgekd.profile import LatencyResult, capture_environment, profile_ort, profile_torch
 from edgekd.report import ModelResult, RunResults, write_report
 from edgekd.runs import RunDir, write_json, write_manifest
@@ -164,9 +167,11 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
     check_recipe_models(recipe)  # from the data's headers: nothing trains (or allocates) for a recipe that fails
     splits = build_splits(recipe.data)
     d = recipe.data
-    views = {k: PairedViews.from_images(getattr(splits, k), d.teacher_size, d.student_size, d.normalize)
+    views = {k: PairedViews.from_images(getattr(splits, k), d.teacher_size, d.student_size, d.normalize,
+                                        channels=d.channels, teacher_channels=d.teacher_channels)
              for k in ("train", "val", "test")}
     in_ch = int(views["train"].student.shape[1])
+    t_ch = int(views["train"].teacher.shape[1])  # differs when data.teacher_channels converts gray↔RGB
     n_cls = splits.num_classes
     log(f"[data] {splits.sizes()} classes={splits.class_names} channels={in_ch}")
     data_info = {"source": splits.source, "classes": splits.class_names, "sizes": splits.sizes(),
@@ -186,10 +191,16 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
         t = time.perf_counter()
         tc = recipe.teacher
         seed_everything(seed)
-        teacher = create_net(tc.arch, num_classes=n_cls, in_channels=in_ch, input_size=d.teacher_size,
-                             params=tc.params, where="teacher")
         meta = _meta("teacher", tc.arch, tc.params, n_cls, d.teacher_size, seed, tc.train)
-        if tc.checkpoint is not None:
+        if tc.checkpoint is not None and not is_edgekd_checkpoint(tc.checkpoint):
+            # a teacher trained elsewhere: state dict, TorchScript, .pt2 or ONNX (checked against the data)
+            teacher = load_model_file(tc.checkpoint, arch=tc.arch, params=tc.params, num_classes=n_cls,
+                                      in_channels=t_ch, input_size=d.teacher_size)
+            res_hist, res_s, resumed = [], 0.0, None
+        else:
+            teacher = create_net(tc.arch, num_classes=n_cls, in_channels=t_ch, input_size=d.teacher_size,
+                                 params=tc.params, where="teacher")
+        if tc.checkpoint is not None and is_edgekd_checkpoint(tc.checkpoint):
             blob = load_checkpoint(tc.checkpoint, {k: meta[k] for k in ("arch", "num_classes", "input_size")})
             try:
                 teacher.load_state_dict(blob["model"])
@@ -197,16 +208,19 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
                 raise EdgekdError(f"checkpoint does not fit teacher '{tc.arch}': {str(exc).splitlines()[0]}",
                                   where=str(tc.checkpoint), fix="train a teacher with this recipe first") from None
             res_hist, res_s, resumed = blob.get("history", []), 0.0, None
-        else:
+        elif tc.checkpoint is None:
             res = train(teacher, views["train"], views["val"], tc.train, CompositeLoss([("ce", 1.0, {})]),
                         seed=seed, view="teacher", checkpoint=run.checkpoint("teacher", seed), meta=meta,
                         desc=f"teacher seed {seed}", progress=progress)
             res_hist, res_s, resumed = res.history, res.seconds, res.resumed_from_epoch
         teacher.eval()
-        acc = _finite_accuracy(teacher, views["test"].teacher, views["test"].labels, f"teacher seed {seed}")
-        val = _finite_accuracy(teacher, views["val"].teacher, views["val"].labels, f"teacher seed {seed}")
+        test_logits = _finite_logits(teacher, views["test"].teacher, f"teacher seed {seed}")
+        acc = accuracy(test_logits, views["test"].labels)
+        val = accuracy(_finite_logits(teacher, views["val"].teacher, f"teacher seed {seed}"), views["val"].labels)
         models.append(ModelResult("teacher", "teacher", tc.arch, count_parameters(teacher), seed, acc, val, res_s,
-                                  history=res_hist, resumed_from_epoch=resumed))
+                                  history=res_hist, resumed_from_epoch=resumed,
+                                  metrics=classification_metrics(test_logits, views["test"].labels,
+                                                                 splits.class_names).to_dict()))
         trained[("teacher", seed)] = teacher
         log(f"[teacher] seed {seed}: test acc {100 * acc:.2f} % ({count_parameters(teacher):,} params)")
         stage_s["teacher"] = stage_s.get("teacher", 0.0) + time.perf_counter() - t
@@ -215,18 +229,20 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
         signals: dict[str, TeacherSignal] = {}
         if needs_teacher:
             t = time.perf_counter()
-            for aug in sorted({s.train.augment for s in recipe.students if s.uses_teacher}):
+            augs = {augment_key(s.train.augment): s.train.augment for s in recipe.students if s.uses_teacher}
+            for key, aug in sorted(augs.items()):  # one cache per augmentation (its key names the file)
                 from edgekd.distill.losses import teacher_taps_for
 
-                terms = [t for s in recipe.students if s.uses_teacher and s.train.augment == aug for t in s.loss]
+                terms = [t for s in recipe.students if s.uses_teacher and augment_key(s.train.augment) == key
+                         for t in s.loss]
                 if not ddp.is_main:
                     D.barrier()  # rank 0 computes the cache once; the others load its file
                 cache = build_teacher_cache(teacher, views["train"], aug,
-                                            path=run.cache / f"teacher-seed{seed}-{aug}.pt", progress=progress,
+                                            path=run.cache / f"teacher-seed{seed}-{key}.pt", progress=progress,
                                             taps=teacher_taps_for(terms), feature_dtype=torch.float16, log=log)
                 if ddp.is_main:
                     D.barrier()
-                signals[aug] = TeacherSignal(cache=cache)
+                signals[key] = TeacherSignal(cache=cache)
                 log(f"[cache] teacher logits for {len(views['train'])} samples × {cache.transforms} views")
             stage_s["teacher_cache"] = stage_s.get("teacher_cache", 0.0) + time.perf_counter() - t
 
@@ -234,12 +250,15 @@ def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwri
         t = time.perf_counter()
         for s in recipe.students:
             student, res = _train_student(s, seed, views, n_cls, in_ch, d.student_size,
-                                          signals.get(s.train.augment), run, progress)
-            acc = _finite_accuracy(student, views["test"].student, views["test"].labels, f"{s.name} seed {seed}")
-            val = _finite_accuracy(student, views["val"].student, views["val"].labels, f"{s.name} seed {seed}")
+                                          signals.get(augment_key(s.train.augment)), run, progress)
+            test_logits = _finite_logits(student, views["test"].student, f"{s.name} seed {seed}")
+            acc = accuracy(test_logits, views["test"].labels)
+            val = accuracy(_finite_logits(student, views["val"].student, f"{s.name} seed {seed}"), views["val"].labels)
             models.append(ModelResult(s.name, "student", s.arch, count_parameters(student), seed, acc, val,
                                       res.seconds, loss=[t_.model_dump() for t_ in s.loss], history=res.history,
-                                      resumed_from_epoch=res.resumed_from_epoch))
+                                      resumed_from_epoch=res.resumed_from_epoch,
+                                      metrics=classification_metrics(test_logits, views["test"].labels,
+                                                                     splits.class_names).to_dict()))
             trained[(s.name, seed)] = student
             log(f"[student] {s.name} seed {seed}: test acc {100 * acc:.2f} % ({count_parameters(student):,} params)")
         stage_s["students"] = stage_s.get("students", 0.0) + time.perf_counter() - t
@@ -384,8 +403,8 @@ def check_recipe_models(recipe: Recipe) -> tuple[int, int]:
     return in_ch, n_cls
 
 
-def _finite_accuracy(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, what: str) -> float:
-    """Accuracy of ``model`` on ``x``; a model whose outputs are NaN/Inf is an error, not a score."""
+def _finite_logits(model: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
+    """The model's logits on ``x``; a model whose outputs are NaN/Inf is an error, not a score."""
     from edgekd.errors import TrainingError
 
     logits = predict_logits(model, x)
@@ -394,7 +413,7 @@ def _finite_accuracy(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, wh
         raise TrainingError(f"the model outputs NaN or Inf for {bad} of {len(x)} images", where=what,
                             fix="a loaded checkpoint may be damaged, or training diverged: retrain it, or check "
                                 "the data for NaN/Inf")
-    return accuracy(logits, labels)
+    return logits
 
 
 def _train_student(s: StudentConfig, seed: int, views, n_cls: int, in_ch: int, size: int,

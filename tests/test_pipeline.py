@@ -94,7 +94,7 @@ def test_npz_recipe_runs_end_to_end(npz_recipe, tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     for rel, info in manifest["files"].items():
         assert sha256_file(out / rel) == info["sha256"], rel
-    assert "report.md" in manifest["files"] and manifest["versions"]["torch"].startswith("2.13")
+    assert "report.md" in manifest["files"] and manifest["versions"]["torch"].startswith("2.14")
     md = (out / "report.md").read_text()
     assert "## Accuracy" in md and "## Latency" in md and "plots/accuracy_vs_params.png" in md
     for png in ("accuracy_vs_params.png", "latency.png", "training_curves.png"):

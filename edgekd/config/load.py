@@ -163,6 +163,10 @@ def _resolve_paths(recipe: Recipe, base: Path) -> None:
                 where="data.path",
                 fix="paths are relative to the recipe's folder; point it at your local data",
             )
+    from edgekd.nets.sources import resolve_arch_path
+
+    for net in (recipe.teacher, *recipe.students):  # arch: my_net.py:Tiny is relative to the recipe too
+        net.arch = resolve_arch_path(net.arch, base)
     ck = recipe.teacher.checkpoint
     if ck is not None:
         p = ck if ck.is_absolute() else (base / ck)
@@ -180,10 +184,10 @@ def _check_registries(recipe: Recipe, source: str) -> None:
     from edgekd.nets import NETS
 
     problems = []
-    if recipe.teacher.arch not in NETS:
+    if recipe.teacher.arch not in NETS and ":" not in recipe.teacher.arch:  # "src:name": built when used
         problems.append(f"  teacher.arch: unknown architecture '{recipe.teacher.arch}'; valid: {sorted(NETS)}")
     for i, s in enumerate(recipe.students):
-        if s.arch not in NETS:
+        if s.arch not in NETS and ":" not in s.arch:
             problems.append(f"  students[{i}].arch: unknown architecture '{s.arch}'; valid: {sorted(NETS)}")
         for j, term in enumerate(s.loss):
             if term.method not in LOSSES:

@@ -61,22 +61,51 @@ class NormalizeConfig(Strict):
     std: float = Field(0.1484, gt=0.0)
 
 
+Size = int | tuple[int, int]
+
+
+def _size(v: Any) -> Any:
+    """An int (square) or [H, W]; [S, S] becomes S. Each side at least 8 pixels."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in v):
+            raise ValueError(f"an image size is an int (square) or [H, W], got {v!r}")
+        v = int(v[0]) if v[0] == v[1] else (int(v[0]), int(v[1]))
+    sides = v if isinstance(v, tuple) else (v,)
+    if any(isinstance(i, int) and i < 8 for i in sides):
+        raise ValueError(f"image sides must be at least 8 pixels, got {v!r}")
+    if any(isinstance(i, int) and i > MAX_IMAGE_SIDE for i in sides):
+        raise ValueError(f"image sides must be at most {MAX_IMAGE_SIDE} pixels, got {v!r}")
+    return v
+
+
 class DataConfig(Strict):
-    kind: Literal["synthetic", "lymphomnist", "npz"] = "synthetic"
-    path: Path | None = Field(None, description="folder (lymphomnist) or .npz file (npz)")
+    kind: Literal["synthetic", "lymphomnist", "npz", "imagefolder"] = "synthetic"
+    path: Path | None = Field(None, description="folder (lymphomnist), .npz file (npz) or folder of class "
+                                                "folders (imagefolder: root/<class>/*.png or root/train/<class>/...)")
     classes: list[str] | None = Field(
         None, description="class filter by name, in output order (e.g. [B, T4])"
     )
-    teacher_size: int = Field(64, ge=8, le=MAX_IMAGE_SIDE)
-    student_size: int = Field(48, ge=8, le=MAX_IMAGE_SIDE)
+    teacher_size: Size = Field(64, description="int (square) or [H, W]")
+    student_size: Size = Field(48, description="int (square) or [H, W]")
+    channels: Literal[1, 3] | None = Field(
+        None, description="the student's input channels; None: the data's own (gray 1, colour 3)")
+    teacher_channels: Literal[1, 3] | None = Field(
+        None, description="the teacher's input channels when they differ from the student's (gray↔RGB)")
+    cache_dir: Path | None = Field(
+        None, description="imagefolder: where decoded images are memory-mapped ($EDGEKD_CACHE or ~/.cache/edgekd)")
     normalize: NormalizeConfig = NormalizeConfig()
     split: SplitConfig = SplitConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     max_train: int | None = Field(None, gt=0, description="cap on training samples")
 
+    @field_validator("teacher_size", "student_size", mode="before")
+    @classmethod
+    def _sizes(cls, v: Any) -> Any:
+        return _size(v)
+
     @model_validator(mode="after")
     def _path_needed(self) -> "DataConfig":
-        if self.kind in ("lymphomnist", "npz") and self.path is None:
+        if self.kind in ("lymphomnist", "npz", "imagefolder") and self.path is None:
             raise ValueError(f"data.kind '{self.kind}' needs data.path")
         if self.classes is not None and len(self.classes) < 2:
             raise ValueError("data.classes must name at least two classes")
@@ -92,11 +121,48 @@ class OptimConfig(Strict):
     warmup_epochs: int = Field(0, ge=0)
 
 
+class CropConfig(Strict):
+    """Random resized crop: a box of ``scale`` × the area and ``ratio`` aspect, resized back."""
+
+    scale: tuple[float, float] = (0.7, 1.0)
+    ratio: tuple[float, float] = (0.75, 1.3333)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "CropConfig":
+        if not 0.0 < self.scale[0] <= self.scale[1] <= 1.0:
+            raise ValueError(f"scale must be 0 < min <= max <= 1, got {list(self.scale)}")
+        if not 0.0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"ratio must be 0 < min <= max, got {list(self.ratio)}")
+        return self
+
+
+class AugmentConfig(Strict):
+    """Replayable augmentations (see :mod:`edgekd.data.augment`); each sample has ``views`` fixed views.
+
+    Intensities are in units of the normalized input (1 = one ``data.normalize.std``).
+    """
+
+    views: int = Field(8, ge=1, le=64, description="distinct views per sample (the teacher cache holds all)")
+    seed: int = 0
+    identity_view: bool = Field(True, description="view 0 is the unaugmented image")
+    crop: CropConfig | None = None
+    hflip: float = Field(0.0, ge=0.0, le=1.0, description="probability of a horizontal flip")
+    vflip: float = Field(0.0, ge=0.0, le=1.0, description="probability of a vertical flip")
+    rotate: float = Field(0.0, ge=0.0, le=45.0, description="max rotation in degrees (±)")
+    brightness: float = Field(0.0, ge=0.0, description="max added offset (±)")
+    contrast: float = Field(0.0, ge=0.0, lt=1.0, description="max relative contrast change (±)")
+    noise: float = Field(0.0, ge=0.0, description="Gaussian noise std")
+    cutout: float = Field(0.0, ge=0.0, lt=1.0, description="side of the erased box, fraction of the image")
+    cutout_p: float = Field(0.5, ge=0.0, le=1.0, description="probability of a cutout")
+
+
 class TrainConfig(Strict):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(128, gt=0, le=MAX_BATCH)
     optim: OptimConfig = OptimConfig()
-    augment: Literal["none", "dihedral"] = "dihedral"
+    augment: Literal["none", "dihedral"] | AugmentConfig = Field(
+        "dihedral", description="'none', 'dihedral' (8 flips/rotations) or a mapping of random-view options")
+    balanced: bool = Field(False, description="sample classes equally often (with replacement) each epoch")
 
 
 class TeacherConfig(Strict):
@@ -301,6 +367,14 @@ class Recipe(Strict):
             raise ValueError(f"student names must be unique; repeated: {sorted(dup)}")
         if "teacher" in names:
             raise ValueError("'teacher' is reserved and cannot name a student")
+        square = all(isinstance(v, int) for v in (self.data.teacher_size, self.data.student_size))
+        rotating = [s.name for s in self.students if s.train.augment == "dihedral"]
+        if self.teacher.train.augment == "dihedral":
+            rotating.insert(0, "teacher")
+        if not square and rotating:
+            raise ValueError(f"train.augment 'dihedral' rotates by 90° and needs square images, but data sizes are "
+                             f"[H, W] (used by {rotating}); set train.augment to 'none' or a mapping of "
+                             "flips/rotation without 90° turns")
         return self
 
     @property

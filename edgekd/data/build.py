@@ -79,6 +79,16 @@ def build_splits(cfg: DataConfig, *, sizes: dict[str, int] | None = None) -> Dat
         half = len(perm) // 2
         splits = DataSplits(train, test_pool.subset(np.sort(perm[:half])),
                             test_pool.subset(np.sort(perm[half:])), names, source=f"lymphomnist:{cfg.path}")
+    elif cfg.kind == "imagefolder":
+        from edgekd.data.imagefolder import read_imagefolder
+        from edgekd.data.views import size_hw
+
+        (th, tw), (sh, sw) = size_hw(cfg.teacher_size), size_hw(cfg.student_size)
+        parts, names = read_imagefolder(cfg.path, (max(th, sh), max(tw, sw)), val=cfg.split.val,
+                                        test=cfg.split.test, seed=cfg.split.seed, cache_dir=cfg.cache_dir)
+        keep = _select_classes(names, cfg.classes, "data.classes")
+        splits = DataSplits(*(ImageSet(*parts[k]) for k in ("train", "val", "test")), names,
+                            source=f"imagefolder:{cfg.path}")
     else:
         from edgekd.data.npz import read_npz
 
@@ -108,5 +118,7 @@ def build_splits(cfg: DataConfig, *, sizes: dict[str, int] | None = None) -> Dat
         missing = [splits.class_names[i] for i in np.nonzero(counts == 0)[0]]
         raise DataError(f"no training samples of class(es) {missing}", where="data",
                         fix="every class needs training samples; check data.classes and the labels")
-    splits.info = {"train_class_counts": counts.tolist()}
+    splits.info = {"train_class_counts": counts.tolist(),
+                   "class_counts": {k: np.bincount(getattr(splits, k).labels, minlength=splits.num_classes).tolist()
+                                    for k in ("train", "val", "test")}}
     return splits

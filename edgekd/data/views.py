@@ -8,6 +8,7 @@ so it can be replayed exactly — which is what makes a teacher cache valid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,21 +21,37 @@ N_DIHEDRAL = 8
 
 
 def to_float(images: np.ndarray) -> torch.Tensor:
-    """uint8 N×H×W (or N×C×H×W) → float N×C×H×W in [0, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(images))
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    """uint8/uint16 N×H×W (or N×C×H×W) → float N×C×H×W in [0, 1]."""
+    arr = np.ascontiguousarray(images)
+    if arr.dtype == np.uint16:  # 16-bit microscopy images: full range is 0..65535
+        x = torch.from_numpy(arr.astype(np.float32) / 65535.0)
+    else:
+        x = torch.from_numpy(arr)
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
     return x.unsqueeze(1) if x.ndim == 3 else x
 
 
-def resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    if x.shape[-1] == size and x.shape[-2] == size:
+def size_hw(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """(H, W) of a recipe size: an int is square."""
+    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    hw = size_hw(size)
+    if tuple(x.shape[-2:]) == hw:
         return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(x, size=hw, mode="bilinear", antialias=True, align_corners=False)
 
 
-def make_view(images: np.ndarray, size: int, norm: NormalizeConfig, chunk: int = 4096) -> torch.Tensor:
-    """Images → normalized float tensor at ``size``×``size``."""
-    parts = [resize(to_float(images[i : i + chunk]), size) for i in range(0, len(images), chunk)]
+def make_view(images: np.ndarray, size: int | tuple[int, int], norm: NormalizeConfig, chunk: int = 4096,
+              channels: int | None = None) -> torch.Tensor:
+    """Images → normalized float tensor at ``size`` (int: square, or (H, W)), ``channels`` 1 or 3."""
+    from edgekd.data.image_cache import to_channels
+
+    parts = []
+    for i in range(0, len(images), chunk):
+        x = resize(to_float(images[i : i + chunk]), size)
+        parts.append(to_channels(x, channels) if channels else x)
     x = torch.cat(parts) if parts else torch.empty(0)
     return (x - norm.mean) / norm.std
 
@@ -70,10 +87,14 @@ class PairedViews:
     labels: torch.Tensor  # N, int64
 
     @classmethod
-    def from_images(cls, s: ImageSet, teacher_size: int, student_size: int,
-                    norm: NormalizeConfig) -> "PairedViews":
-        student = make_view(s.images, student_size, norm)
-        teacher = student if teacher_size == student_size else make_view(s.images, teacher_size, norm)
+    def from_images(cls, s: ImageSet, teacher_size: int | tuple[int, int], student_size: int | tuple[int, int],
+                    norm: NormalizeConfig, *, channels: int | None = None,
+                    teacher_channels: int | None = None) -> "PairedViews":
+        """``channels`` (student) and ``teacher_channels`` convert gray↔RGB; None keeps the data's."""
+        teacher_channels = teacher_channels or channels
+        student = make_view(s.images, student_size, norm, channels=channels)
+        same = size_hw(teacher_size) == size_hw(student_size) and teacher_channels == channels
+        teacher = student if same else make_view(s.images, teacher_size, norm, channels=teacher_channels)
         return cls(teacher, student, torch.from_numpy(s.labels))
 
     def __len__(self) -> int:
@@ -89,26 +110,40 @@ class Batch:
     transforms: torch.Tensor  # dihedral id per sample (0 = identity)
 
 
+def balanced_order(labels: np.ndarray, order: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+    """``len(order)`` samples of ``order`` drawn with every class equally likely (with replacement)."""
+    rng = np.random.default_rng([seed, epoch, 5])
+    classes = np.unique(labels[order])
+    pick = rng.integers(0, len(classes), len(order))
+    out = np.empty(len(order), dtype=np.int64)
+    for j, c in enumerate(classes):
+        slots = np.nonzero(pick == j)[0]
+        out[slots] = rng.choice(order[labels[order] == c], size=len(slots), replace=True)
+    return out
+
+
 def iterate_batches(views: PairedViews, batch_size: int, *, seed: int, epoch: int,
-                    shuffle: bool, augment: str = "none", with_teacher: bool = True,
-                    indices: np.ndarray | None = None):
+                    shuffle: bool, augment: Any = "none", with_teacher: bool = True,
+                    indices: np.ndarray | None = None, balanced: bool = False):
     """Yield :class:`Batch` objects; both views are indexed with the same samples.
 
     ``indices`` restricts iteration to a subset (e.g. a distributed shard) and keeps
-    their order unless ``shuffle``.
+    their order unless ``shuffle``. ``augment`` is ``"none"``, ``"dihedral"`` or an
+    ``AugmentConfig`` (:mod:`edgekd.data.augment`); ``balanced`` draws classes equally.
     """
+    from edgekd.data.augment import make_augmenter
+
+    aug = make_augmenter(augment)
     n = len(views)
     order = np.arange(n) if indices is None else np.asarray(indices)
-    if shuffle:
+    if balanced:
+        order = balanced_order(views.labels.numpy(), order, seed, epoch)
+    elif shuffle:
         order = order[np.random.default_rng([seed, epoch, 3]).permutation(len(order))]
-    ks_all = (augment_ids(seed, epoch, np.arange(n), n) if augment == "dihedral"
-              else np.zeros(n, dtype=np.int64))
+    ks_all = aug.view_ids(seed, epoch, n)
     for start in range(0, len(order), batch_size):
         idx = torch.from_numpy(order[start : start + batch_size].copy())
         ks = torch.from_numpy(ks_all[idx.numpy()])
-        student = views.student[idx]
-        teacher = views.teacher[idx] if with_teacher else None
-        if augment == "dihedral":
-            student = apply_dihedral(student, ks)
-            teacher = apply_dihedral(teacher, ks) if teacher is not None else None
+        student = aug.apply(views.student[idx], ks, idx)
+        teacher = aug.apply(views.teacher[idx], ks, idx) if with_teacher else None
         yield Batch(idx, teacher, student, views.labels[idx], ks)

@@ -38,6 +38,11 @@ def unwrap(model: nn.Module) -> nn.Module:
 def resolve(model: nn.Module, path: str, *, where: str = "feature path") -> nn.Module:
     """The submodule at ``path`` of the unwrapped ``model``; a clear error if absent."""
     base = unwrap(model)
+    opaque = getattr(base, "edgekd_no_taps", None)
+    if opaque:  # a TorchScript / .pt2 / ONNX model from a file: nothing to hook
+        raise ConfigError(f"cannot tap '{path}': {opaque}", where=where,
+                          fix="use a logit loss (kd, dkd, ...) with this teacher, or give teacher.checkpoint as a "
+                              "state dict with teacher.arch so its layers exist")
     clean = path
     while clean.startswith("module."):
         clean = clean[len("module."):]

@@ -14,7 +14,8 @@ import torch.nn as nn
 
 from edgekd.data.views import Batch, PairedViews, resize
 from edgekd.distill.hooks import TapSpec, run_with_taps
-from edgekd.distill.teacher_cache import TeacherCache, compute_teacher_outputs, transforms_for
+from edgekd.data.augment import make_augmenter
+from edgekd.distill.teacher_cache import TeacherCache, compute_teacher_outputs
 
 
 @dataclass
@@ -28,7 +29,7 @@ class TeacherSignal:
 
     cache: TeacherCache | None = None
     model: nn.Module | None = None
-    input_size: int | None = None
+    input_size: int | tuple[int, int] | None = None
     view: str = "teacher"
 
     @property
@@ -39,7 +40,7 @@ class TeacherSignal:
         x = batch.student if self.view == "student" else batch.teacher
         if self.model is None or x is None:
             raise RuntimeError("no teacher signal available (no cache, and no live teacher or teacher view)")
-        if self.input_size is not None and x.shape[-1] != self.input_size:
+        if self.input_size is not None:  # resize() is a no-op at the right size
             x = resize(x, self.input_size)
         return x
 
@@ -74,9 +75,9 @@ class TeacherSignal:
                 self.cache.lookup_features([spec.key], empty, empty)
             return self.cache.features[spec.key]
         x = views.student if self.view == "student" else views.teacher
-        if self.input_size is not None and x.shape[-1] != self.input_size:
+        if self.input_size is not None:  # resize() is a no-op at the right size
             x = resize(x, self.input_size)
-        return compute_teacher_outputs(self.model, x, transforms_for(augment), [spec])[1][spec.key]
+        return compute_teacher_outputs(self.model, x, make_augmenter(augment), [spec])[1][spec.key]
 
 
 @dataclass

@@ -18,12 +18,13 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn as nn
 
-from edgekd.data.views import N_DIHEDRAL, PairedViews, dihedral
+from edgekd.data.augment import Augmenter, Dihedral, make_augmenter
+from edgekd.data.views import PairedViews
 from edgekd.distill.hooks import TapSpec, run_with_taps
 from edgekd.errors import ConfigError
 from edgekd.runs.atomic import save_torch
@@ -94,13 +95,20 @@ def feature_bytes(shapes: dict[str, tuple[int, ...]], n: int, transforms: int, d
 
 
 @torch.no_grad()
-def compute_teacher_outputs(teacher: nn.Module, x: torch.Tensor, transforms: int, taps: Iterable[TapSpec] = (),
+def compute_teacher_outputs(teacher: nn.Module, x: torch.Tensor, transforms: int | Augmenter,
+                            taps: Iterable[TapSpec] = (),
                             *, batch_size: int = 512, progress: bool = False,
                             feature_dtype: torch.dtype = torch.float32,
                             max_feature_bytes: int = DEFAULT_MAX_FEATURE_BYTES
                             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Logits N × K × C and {tap key: N × K × ...} for every sample under every transform."""
+    """Logits N × K × C and {tap key: N × K × ...} for every sample under every transform.
+
+    ``transforms`` is an :class:`~edgekd.data.augment.Augmenter` (its ``n_views`` views of
+    sample ``i`` of ``x``) or a count of dihedral transforms (1 or 8).
+    """
     taps = list(taps)
+    aug = transforms if isinstance(transforms, Augmenter) else (Dihedral() if transforms > 1 else Augmenter())
+    transforms = aug.n_views
     teacher.eval()
     feats: dict[str, torch.Tensor] = {}
     logits_out: torch.Tensor | None = None
@@ -112,7 +120,8 @@ def compute_teacher_outputs(teacher: nn.Module, x: torch.Tensor, transforms: int
     for s in chunks:
         xb = x[s : s + batch_size]
         for k in range(transforms):
-            z, f = run_with_taps(teacher, dihedral(xb, k), taps)
+            z, f = run_with_taps(teacher, aug.apply(xb, torch.full((len(xb),), k), torch.arange(s, s + len(xb))),
+                                 taps)
             if logits_out is None:
                 logits_out = z.new_empty((len(x), transforms, z.shape[1]))
                 shapes = {key: tuple(v.shape[1:]) for key, v in f.items()}
@@ -140,12 +149,12 @@ def compute_teacher_logits(teacher: nn.Module, x: torch.Tensor, transforms: int,
     return compute_teacher_outputs(teacher, x, transforms, batch_size=batch_size, progress=progress)[0]
 
 
-def transforms_for(augment: str) -> int:
+def transforms_for(augment: Any) -> int:
     """Number of cached views per sample for an augmentation mode."""
-    return N_DIHEDRAL if augment == "dihedral" else 1
+    return make_augmenter(augment).n_views
 
 
-def build_teacher_cache(teacher: nn.Module, views: PairedViews, augment: str, *,
+def build_teacher_cache(teacher: nn.Module, views: PairedViews, augment: Any, *,
                         path: Path | None = None, progress: bool = False,
                         taps: Iterable[TapSpec] = (), feature_dtype: torch.dtype = torch.float32,
                         max_feature_bytes: int = DEFAULT_MAX_FEATURE_BYTES,
@@ -163,15 +172,18 @@ def build_teacher_cache(teacher: nn.Module, views: PairedViews, augment: str, *,
     x = views.teacher if inputs is None else inputs
     if len(x) != len(views):
         raise ValueError(f"teacher inputs have {len(x)} samples, the split has {len(views)}")
-    transforms = transforms_for(augment)
+    aug = make_augmenter(augment)
+    transforms = aug.n_views
     key = f"{state_fingerprint(teacher)}-{data_fingerprint(x)}-{transforms}"
+    if aug.key not in ("none", "dihedral"):  # random views: their options are part of the key
+        key += f"-{aug.key}"
     if taps:  # logits-only caches keep their old key
         key += f"-{taps_fingerprint(taps, feature_dtype)}"
     if path is not None and path.is_file():
         cached = _load_cache(path, key, (len(x), transforms), log)
         if cached is not None:
             return cached
-    logits, feats = compute_teacher_outputs(teacher, x, transforms, taps, progress=progress,
+    logits, feats = compute_teacher_outputs(teacher, x, aug, taps, progress=progress,
                                             feature_dtype=feature_dtype, max_feature_bytes=max_feature_bytes)
     if path is not None:
         blob = {"key": key, "logits": logits}

@@ -205,7 +205,7 @@ def _train_loop(model, train_views, val_views, cfg, loss_fn, *, seed, view, teac
         t0 = time.perf_counter()
         tot_loss = tot_correct = tot_n = 0.0
         for b, batch in enumerate(iterate_batches(train_views, cfg.batch_size, seed=seed, epoch=epoch,
-                                                  shuffle=True, augment=cfg.augment,
+                                                  shuffle=True, augment=cfg.augment, balanced=cfg.balanced,
                                                   with_teacher=with_teacher_view)):
             if ddp.enabled:  # this rank's slice of the global batch (same permutation on every rank)
                 if len(batch.labels) < ddp.world_size:

@@ -100,13 +100,14 @@ class TensorRTBundle:
         return all(a.deployable for a in self.artifacts)
 
 
-def preprocessing_contract(*, size: int, channels: int, mean: float, std: float,
+def preprocessing_contract(*, size: int | tuple[int, int], channels: int, mean: float, std: float,
                            source: str = "uint8 image, 0-255") -> dict[str, Any]:
     """How a raw camera/sensor image becomes the engine input (written into metadata.json)."""
+    hw = [size, size] if isinstance(size, int) else [int(size[0]), int(size[1])]  # [H, W]
     return {
         "source": source, "channels": channels, "layout": "NCHW", "dtype": "float32",
-        "resize": {"to": [size, size], "method": "bilinear, antialias (torch.nn.functional.interpolate)",
-                   "skip_if_already": [size, size]},
+        "resize": {"to": hw, "method": "bilinear, antialias (torch.nn.functional.interpolate)",
+                   "skip_if_already": hw},
         "formula": "x = (pixel / 255 - mean) / std", "mean": float(mean), "std": float(std),
     }
 

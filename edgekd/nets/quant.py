@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from edgekd.errors import ToolMissingError
-from edgekd.nets.registry import register_net
+from edgekd.nets.registry import input_hw, register_net
 
 MIN_BITS, MAX_BITS = 2, 16
 WEIGHT_QUANTS = ("fixed-point", "int8-per-channel")
@@ -146,9 +146,8 @@ def cellsort_cnn_q(num_classes: int, in_channels: int, input_size: int, channels
                    layer_bits: dict[str, Any] | None = None, weight_quant: str = "fixed-point",
                    act_signed: bool = False, bias: bool = False) -> nn.Module:
     """Quantization-aware cellsort-cnn: power-of-two scales, per-layer bits (layers conv1, conv2, fc)."""
-    s = _conv_out(input_size, kernel) // 2
-    s = _conv_out(s, kernel) // 2
-    if s < 1:
+    h, w = ((_conv_out(_conv_out(n, kernel) // 2, kernel) // 2) for n in input_hw(input_size))
+    if min(h, w) < 1:
         raise ValueError(f"input_size {input_size} is too small for two conv+pool stages")
     bits = resolve_bits(["conv1", "conv2", "fc"], weight_bits, act_bits, input_bits, layer_bits)
     b = _Builder(bits, weight_quant, act_signed, bias)
@@ -157,7 +156,7 @@ def cellsort_cnn_q(num_classes: int, in_channels: int, input_size: int, channels
         "conv1": b.conv("conv1", in_channels, channels, kernel), "relu1": b.relu("conv1"), "pool1": nn.MaxPool2d(2),
         "conv2": b.conv("conv2", channels, channels, kernel), "relu2": b.relu("conv2"), "pool2": nn.MaxPool2d(2),
         "flatten": nn.Flatten(),
-        "fc": b.linear("fc", channels * s * s, num_classes),
+        "fc": b.linear("fc", channels * h * w, num_classes),
     }
     return QuantStudent(layers, bits, arch="cellsort-cnn-q")
 
@@ -168,9 +167,10 @@ def mlp_q(num_classes: int, in_channels: int, input_size: int, hidden: int = 32,
           layer_bits: dict[str, Any] | None = None, weight_quant: str = "fixed-point",
           act_signed: bool = False, bias: bool = False) -> nn.Module:
     """Quantization-aware mlp (layers fc1, fc2); the average pool runs in float before the firmware input."""
-    if pool < 1 or input_size % pool:
+    hh, ww = input_hw(input_size)
+    if pool < 1 or hh % pool or ww % pool:
         raise ValueError(f"pool {pool} must divide input_size {input_size}")
-    n_in = in_channels * (input_size // pool) ** 2
+    n_in = in_channels * (hh // pool) * (ww // pool)
     bits = resolve_bits(["fc1", "fc2"], weight_bits, act_bits, input_bits, layer_bits)
     b = _Builder(bits, weight_quant, act_signed, bias)
     layers = {"inp": b.input(), "flatten": nn.Flatten(), "fc1": b.linear("fc1", n_in, hidden),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from edgekd.nets.registry import register_net
+from edgekd.nets.registry import input_hw, register_net
 
 
 def _conv_out(size: int, kernel: int) -> int:
@@ -17,9 +17,8 @@ def cellsort_cnn(num_classes: int, in_channels: int, input_size: int,
 
     5,682 parameters for 2 classes at 1×48×48. Outputs logits (no softmax inside).
     """
-    s = _conv_out(input_size, kernel) // 2
-    s = _conv_out(s, kernel) // 2
-    if s < 1:
+    h, w = ((_conv_out(_conv_out(n, kernel) // 2, kernel) // 2) for n in input_hw(input_size))
+    if min(h, w) < 1:
         raise ValueError(f"input_size {input_size} is too small for two conv+pool stages")
     return nn.Sequential(
         nn.Conv2d(in_channels, channels, kernel),
@@ -29,7 +28,7 @@ def cellsort_cnn(num_classes: int, in_channels: int, input_size: int,
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(channels * s * s, num_classes),
+        nn.Linear(channels * h * w, num_classes),
     )
 
 
@@ -37,9 +36,10 @@ def cellsort_cnn(num_classes: int, in_channels: int, input_size: int,
 def mlp(num_classes: int, in_channels: int, input_size: int,
         hidden: int = 32, pool: int = 4) -> nn.Module:
     """A small MLP on an average-pooled image (pool 4: 48×48 → 12×12 → hidden → C)."""
-    if pool < 1 or input_size % pool:
+    hh, ww = input_hw(input_size)
+    if pool < 1 or hh % pool or ww % pool:
         raise ValueError(f"pool {pool} must divide input_size {input_size}")
-    n_in = in_channels * (input_size // pool) ** 2
+    n_in = in_channels * (hh // pool) * (ww // pool)
     layers: list[nn.Module] = [nn.AvgPool2d(pool)] if pool > 1 else []
     layers += [nn.Flatten(), nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)]
     return nn.Sequential(*layers)

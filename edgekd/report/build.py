@@ -28,6 +28,7 @@ class ModelResult:
     loss: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
     resumed_from_epoch: int | None = None
+    metrics: dict[str, Any] | None = None  # ClassMetrics.to_dict() on the test split
 
 
 @dataclass
@@ -62,8 +63,8 @@ def accuracy_rows(models: list[ModelResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}"
+def _pct(x: float | None) -> str:
+    return "–" if x is None or x != x else f"{100 * x:.2f}"
 
 
 def _loss_str(loss: list[dict[str, Any]]) -> str:
@@ -102,6 +103,33 @@ def latency_table(measured: list) -> list[str]:
     return L
 
 
+def _size_str(size: Any) -> str:
+    return f"{size}×{size}" if isinstance(size, int) else "×".join(str(v) for v in size)
+
+
+def per_class_markdown(res: RunResults, plot_files: dict[str, str]) -> list[str]:
+    """Balanced accuracy, macro F1 and per-class recall/precision of each model (first seed)."""
+    ms = [m for m in res.models if m.seed == res.seeds[0] and m.metrics]
+    if not ms:
+        return []
+    names = ms[0].metrics["class_names"]
+    L = [f"## Per-class metrics (test split, seed {res.seeds[0]})\n",
+         f"Test samples per class: {dict(zip(names, ms[0].metrics['support']))}.\n",
+         "| model | accuracy % | balanced accuracy % | macro F1 % | " + " | ".join(
+             f"{c} recall / precision %" for c in names) + " |",
+         "|---|---:|---:|---:|" + "---:|" * len(names)]
+    for m in ms:
+        x = m.metrics
+        cells = [f"{_pct(r)} / {_pct(p)}" for r, p in zip(x["recall"], x["precision"])]
+        L.append(f"| {m.name} | {_pct(x['accuracy'])} | {_pct(x['balanced_accuracy'])} | {_pct(x['macro_f1'])} | "
+                 + " | ".join(cells) + " |")
+    L.append("")
+    L += [f"![confusion matrix of {m.name}]({plot_files[f'confusion_{m.name}']})" for m in ms
+          if f"confusion_{m.name}" in plot_files]
+    L.append("")
+    return L
+
+
 def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict[str, str]) -> str:
     L: list[str] = []
     L.append(f"# edgekd report — {res.name}{' (quick)' if res.quick else ''}\n")
@@ -109,7 +137,7 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
     d = res.data
     L.append(f"Data: {d['source']}, classes {d['classes']}, train/val/test = "
              f"{d['sizes']['train']}/{d['sizes']['val']}/{d['sizes']['test']}; teacher input "
-             f"{d['teacher_size']}×{d['teacher_size']}, student input {d['student_size']}×{d['student_size']}. "
+             f"{_size_str(d['teacher_size'])}, student input {_size_str(d['student_size'])}. "
              f"Seeds: {res.seeds}.\n")
 
     L.append("## Accuracy (test split)\n")
@@ -129,6 +157,7 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
     if "accuracy_vs_params" in plot_files:
         L.append(f"![accuracy vs parameters]({plot_files['accuracy_vs_params']})\n")
 
+    L += per_class_markdown(res, plot_files)
     L.append("## Exported artifacts and fidelity\n")
     L.append("Each artifact is checked against the model it was exported from, on held-out inputs.\n")
     L.append("| model | target | format | status | inputs | max abs diff | argmax agreement | notes |")
@@ -230,6 +259,11 @@ def write_report(res: RunResults, root: Path) -> dict[str, Path]:
     first = {m.name: m.history for m in res.models if m.seed == res.seeds[0]}
     plots.training_curves(first, plot_dir / "training_curves.png")
     files["training"] = "plots/training_curves.png"
+    for m in res.models:
+        if m.seed == res.seeds[0] and m.metrics:
+            plots.confusion_matrix(m.metrics["confusion"], m.metrics["class_names"],
+                                   plot_dir / f"confusion_{m.name}.png", title=f"{m.name}: test split")
+            files[f"confusion_{m.name}"] = f"plots/confusion_{m.name}.png"
 
     payload = {
         "name": res.name, "status": res.status, "problems": res.problems, "quick": res.quick,

@@ -76,3 +76,26 @@ def training_curves(histories: dict[str, list[dict[str, float]]], path: Path) ->
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def confusion_matrix(cm: list[list[int]], class_names: list[str], path: Path, title: str = "Confusion matrix") -> Path:
+    """Row-normalized confusion matrix (recall on the diagonal) with the counts written in each cell."""
+    import numpy as np
+
+    counts = np.asarray(cm, dtype=np.int64)
+    rows = counts.sum(1, keepdims=True)
+    frac = np.divide(counts, np.maximum(rows, 1))
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * n, 1.0 + 0.6 * n))
+    im = ax.imshow(frac, vmin=0.0, vmax=1.0, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{counts[i, j]}\n{100 * frac[i, j]:.0f}%", ha="center", va="center", fontsize=7,
+                    color="white" if frac[i, j] > 0.6 else "black")
+    ax.set_xticks(range(n), class_names, rotation=30, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    return _save(fig, path)
