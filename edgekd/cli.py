@@ -86,10 +86,76 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         return compare_run(path, Path(args.reports), append=args.append_calibration)
     if path.is_dir():
         return _profile_run_dir(path, args.target)
-    if args.target not in (None, "onnxruntime"):
+    if path.suffix == ".onnx" and args.target in (None, "onnxruntime"):
+        return _profile_onnx(path, args)
+    if args.target not in (None, "cpu-torch", "onnxruntime", "cuda"):
         raise EdgekdError(f"--target {args.target} needs a run directory, not a file", where=str(path),
                           fix="pass runs/<name> (written by `edgekd run`) to see its FPGA figures")
-    return _profile_onnx(path, args)
+    return _profile_model_file(path, args)
+
+
+def _profile_model_file(path: Path, args: argparse.Namespace) -> int:
+    """A state dict (with --arch), TorchScript, .pt2 or ONNX file on cpu-torch / onnxruntime / cuda."""
+    from edgekd import api
+
+    target = args.target or "cpu-torch"
+    rows = api.profile(str(path), target=target, example_input=args.input_shape, batch_sizes=args.batch,
+                       runs=args.runs, warmup=args.warmup, threads=args.threads, arch=args.arch,
+                       log=lambda m: print(m, file=sys.stderr))
+    for r in rows:
+        print(f"{path.name} {r.target} batch {r.batch_size}: p50 {r.p50_us:,.1f} µs  p90 {r.p90_us:,.1f}  "
+              f"p99 {r.p99_us:,.1f}  ({r.throughput_per_s:,.0f}/s, {r.runs} runs, {r.method})")
+    if args.json:
+        from edgekd.runs.atomic import write_json
+
+        write_json(Path(args.json), [r.to_dict() for r in rows])
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from edgekd import api
+
+    path = Path(args.model)
+    config = _key_values(args.set)
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if path.is_dir():
+        arts = api.export_run(path, target=args.target, out_dir=args.out, config=config, log=log)
+    else:
+        arts = api.export(str(path), target=args.target, out_dir=args.out, example_input=args.input_shape,
+                          calib=args.calib, arch=args.arch, num_classes=args.num_classes, config=config, log=log)
+    for a in arts:
+        print(f"{a.model:<16} {a.target:<12} {a.status:<7} {a.path}  "
+              f"{a.fidelity.summary() if a.fidelity else a.error}")
+    return 3 if any(not a.deployable for a in arts) else 0
+
+
+def _key_values(items: list[str] | None) -> dict:
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EdgekdError(f"--set {item!r}: expected KEY=VALUE, e.g. io_type=io_parallel", where="--set")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from edgekd import api
+    from edgekd.config import builtin_recipe_path
+
+    recipe = args.recipe or builtin_recipe_path()
+    out = Path(args.out) if args.out else Path("runs") / (Path(recipe).stem + "-distill")
+    res = api.distill(recipe, out=out, quick=args.quick, resume=args.resume, overwrite=args.overwrite,
+                      progress=not args.no_progress)
+    from edgekd.report import accuracy_rows
+
+    print(f"run: {out}  status: {res.status}")
+    for r in accuracy_rows(res.models):
+        print(f"  {r['name']:<16} {r['params']:>9,} params  test acc {100 * r['acc_mean']:6.2f} "
+              f"± {100 * r['acc_std']:.2f} % over {r['n_seeds']} seed(s)")
+    return 0
 
 
 def _onnx_input(path: Path):
@@ -263,7 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "times; p50/p90/p99, 'measured'). With a run directory: show its figures for "
                                     "--target (fpga-hls: estimated, fpga-rtl: simulated, cpu-torch/onnxruntime: "
                                     "measured) with accuracy, II, resources and share of the part.")
-    pr.add_argument("model", help="an .onnx file or a run directory (runs/<name>)")
+    pr.add_argument("model", help="a model file (.onnx, TorchScript, .pt2, or a state dict with --arch) or a run "
+                                  "directory (runs/<name>)")
+    pr.add_argument("--input-shape", help="C×H×W of a model file that does not declare it, e.g. 1x48x48")
+    pr.add_argument("--arch", help="a state dict's architecture (a built-in, torchvision:NAME, file.py:Factory)")
     pr.add_argument("--target", choices=["cpu-torch", "onnxruntime", "cuda", "tensorrt", "fpga-hls", "fpga-rtl"],
                     help="with a run directory: which target to show (default: all latency rows)")
     pr.add_argument("--batch", type=_positive_int, nargs="+", default=[1, 256], help="batch sizes (default: 1 256)")
@@ -276,6 +345,35 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--append-calibration", action="store_true",
                     help="with --reports: add each report to your FPGA calibration file (used by later estimates)")
     pr.set_defaults(func=_cmd_profile)
+
+    ex = sub.add_parser("export", help="export a model file or a run's students to one target, checked",
+                        description="Export a model file (state dict with --arch, TorchScript, .pt2, ONNX) or the "
+                                    "students of a finished run directory (re-exported with new target settings, "
+                                    "no retraining) to --target, and check the artifact on real inputs (--calib) "
+                                    "or, without them, on random inputs (said in the fidelity record). "
+                                    "Exits 3 if the check fails.")
+    ex.add_argument("model", help="model file, or a run directory (runs/<name>)")
+    ex.add_argument("--target", required=True, choices=["onnxruntime", "fpga-hls", "fpga-rtl", "tensorrt",
+                                                        "cuda-fused"])
+    ex.add_argument("--out", required=True, help="output folder")
+    ex.add_argument("--input-shape", help="C×H×W, e.g. 1x48x48 (needed when the file does not declare it)")
+    ex.add_argument("--calib", help="an .npz holding x: preprocessed real inputs N×C×H×W to check the export on")
+    ex.add_argument("--arch", help="a state dict's architecture (a built-in, torchvision:NAME, file.py:Factory)")
+    ex.add_argument("--num-classes", type=_positive_int, help="a state dict's number of classes")
+    ex.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                    help="target settings, as in the recipe's export section (e.g. io_type=io_parallel)")
+    ex.set_defaults(func=_cmd_export)
+
+    di = sub.add_parser("distill", help="train the teacher and distil the students of a recipe (no export)",
+                        description="The training half of `edgekd run`: data → teacher → cache → students → "
+                                    "report; export later with `edgekd export RUN_DIR --target ...`.")
+    di.add_argument("recipe", nargs="?", help="recipe YAML (default: the built-in models/cellsort.yaml)")
+    di.add_argument("--out", help="run directory (default: runs/<recipe>-distill)")
+    di.add_argument("--quick", action="store_true")
+    di.add_argument("--resume", action="store_true")
+    di.add_argument("--overwrite", action="store_true")
+    di.add_argument("--no-progress", action="store_true")
+    di.set_defaults(func=_cmd_distill)
 
     rp = sub.add_parser("report", help="print the report of a run directory",
                         description="Print runs/<name>/report.md.")

@@ -9,7 +9,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -140,146 +140,189 @@ def run_pipeline(recipe: Recipe, out: Path, *, quick: bool = False, resume: bool
             lock.release()
 
 
+@dataclass
+class _Run:
+    """The state one run carries from stage to stage."""
+
+    recipe: Recipe
+    run: RunDir
+    log: Callable[[str], None]
+    progress: bool
+    resume: bool
+    quick: bool
+    stage_s: dict[str, float] = field(default_factory=dict)
+    models: list[ModelResult] = field(default_factory=list)
+    trained: dict[tuple[str, int], nn.Module] = field(default_factory=dict)
+    splits: Any = None
+    views: dict[str, PairedViews] = field(default_factory=dict)
+    data_info: dict[str, Any] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def timed(self, stage: str):
+        t = time.perf_counter()
+        yield
+        self.stage_s[stage] = self.stage_s.get(stage, 0.0) + time.perf_counter() - t
+
+    @property
+    def in_ch(self) -> int:
+        return int(self.views["train"].student.shape[1])
+
+    @property
+    def t_ch(self) -> int:  # differs from in_ch when data.teacher_channels converts gray↔RGB
+        return int(self.views["train"].teacher.shape[1])
+
+
 def _run_stages(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwrite: bool, progress: bool,
                 threads: int | None, log: Callable[[str], None] | None) -> RunResults:
     from edgekd.distill import distributed as D
 
+    r = _open_run(recipe, Path(out), quick=quick, resume=resume, overwrite=overwrite, progress=progress,
+                  threads=threads, log=log)
+    with r.timed("data"):
+        _data_stage(r)
+    for seed in r.recipe.seeds:
+        with r.timed("teacher"):
+            teacher = _teacher_stage(r, seed)
+        with r.timed("teacher_cache"):
+            signals = _cache_stage(r, seed, teacher)
+        with r.timed("students"):
+            _students_stage(r, seed, signals)
+    D.barrier()
+    if not D.current().is_main:  # workers are done once training is
+        return RunResults(r.recipe.name, "worker", quick, list(r.recipe.seeds), r.data_info, r.models, [], [], {},
+                          r.stage_s)
+    return _deploy_stage(r)
+
+
+def _open_run(recipe: Recipe, out: Path, *, quick: bool, resume: bool, overwrite: bool, progress: bool,
+              threads: int | None, log: Callable[[str], None] | None) -> _Run:
+    """Resolve ``--quick``, create (rank 0) or join the run directory, set up the log."""
+    from edgekd.distill import distributed as D
+
     if quick:
         recipe = apply_quick(recipe)
-    dump = recipe.model_dump(mode="json")
     ddp = D.current()
     if ddp.is_main:  # under torchrun, rank 0 alone creates, logs and writes
-        run = prepare_run_dir(Path(out), {"quick": quick, **dump}, resume=resume, overwrite=overwrite)
+        run = prepare_run_dir(out, {"quick": quick, **recipe.model_dump(mode="json")}, resume=resume,
+                              overwrite=overwrite)
     D.barrier()
     if not ddp.is_main:
-        run = RunDir(Path(out))
-        progress = False
+        run, progress = RunDir(out), False
     log = log or Logger(run.root / "run.log" if ddp.is_main else None, echo=ddp.is_main)
     if ddp.enabled:
         log(f"[dist] {ddp.world_size} processes; global batch = each recipe batch_size, split across ranks")
     if threads:
         torch.set_num_threads(threads)
-    stage_s: dict[str, float] = {}
-    t = time.perf_counter()
+    return _Run(recipe, run, log, progress, resume, quick)
 
-    # -- data ---------------------------------------------------------------------------
-    log(f"[data] {recipe.data.kind} dataset, classes {recipe.data.classes or 'all'}")
-    check_recipe_models(recipe)  # from the data's headers: nothing trains (or allocates) for a recipe that fails
-    splits = build_splits(recipe.data)
-    d = recipe.data
-    views = {k: PairedViews.from_images(getattr(splits, k), d.teacher_size, d.student_size, d.normalize,
-                                        channels=d.channels, teacher_channels=d.teacher_channels)
-             for k in ("train", "val", "test")}
-    in_ch = int(views["train"].student.shape[1])
-    t_ch = int(views["train"].teacher.shape[1])  # differs when data.teacher_channels converts gray↔RGB
-    n_cls = splits.num_classes
-    log(f"[data] {splits.sizes()} classes={splits.class_names} channels={in_ch}")
-    data_info = {"source": splits.source, "classes": splits.class_names, "sizes": splits.sizes(),
-                 "teacher_size": d.teacher_size, "student_size": d.student_size, **splits.info}
-    if ddp.is_main:
+
+def _data_stage(r: _Run) -> None:
+    from edgekd.distill import distributed as D
+
+    d = r.recipe.data
+    r.log(f"[data] {d.kind} dataset, classes {d.classes or 'all'}")
+    check_recipe_models(r.recipe)  # from the data's headers: nothing trains (or allocates) for a recipe that fails
+    r.splits = splits = build_splits(d)
+    r.views = {k: PairedViews.from_images(getattr(splits, k), d.teacher_size, d.student_size, d.normalize,
+                                          channels=d.channels, teacher_channels=d.teacher_channels)
+               for k in ("train", "val", "test")}
+    r.log(f"[data] {splits.sizes()} classes={splits.class_names} channels={r.in_ch}")
+    r.data_info = {"source": splits.source, "classes": splits.class_names, "sizes": splits.sizes(),
+                   "teacher_size": d.teacher_size, "student_size": d.student_size, **splits.info}
+    if D.current().is_main:
         from edgekd.runs.guard import check_data, data_fingerprint
 
-        check_data(run.root, data_fingerprint(splits), resume=resume)
-    stage_s["data"] = time.perf_counter() - t
+        check_data(r.run.root, data_fingerprint(splits), resume=r.resume)
 
-    models: list[ModelResult] = []
-    trained: dict[tuple[str, int], nn.Module] = {}
-    needs_teacher = recipe.needs_teacher
 
-    for seed in recipe.seeds:
-        # -- teacher ------------------------------------------------------------------------
-        t = time.perf_counter()
-        tc = recipe.teacher
-        seed_everything(seed)
-        meta = _meta("teacher", tc.arch, tc.params, n_cls, d.teacher_size, seed, tc.train)
-        if tc.checkpoint is not None and not is_edgekd_checkpoint(tc.checkpoint):
-            # a teacher trained elsewhere: state dict, TorchScript, .pt2 or ONNX (checked against the data)
-            teacher = load_model_file(tc.checkpoint, arch=tc.arch, params=tc.params, num_classes=n_cls,
-                                      in_channels=t_ch, input_size=d.teacher_size)
-            res_hist, res_s, resumed = [], 0.0, None
-        else:
-            teacher = create_net(tc.arch, num_classes=n_cls, in_channels=t_ch, input_size=d.teacher_size,
-                                 params=tc.params, where="teacher")
-        if tc.checkpoint is not None and is_edgekd_checkpoint(tc.checkpoint):
-            blob = load_checkpoint(tc.checkpoint, {k: meta[k] for k in ("arch", "num_classes", "input_size")})
-            try:
-                teacher.load_state_dict(blob["model"])
-            except RuntimeError as exc:
-                raise EdgekdError(f"checkpoint does not fit teacher '{tc.arch}': {str(exc).splitlines()[0]}",
-                                  where=str(tc.checkpoint), fix="train a teacher with this recipe first") from None
-            res_hist, res_s, resumed = blob.get("history", []), 0.0, None
-        elif tc.checkpoint is None:
-            res = train(teacher, views["train"], views["val"], tc.train, CompositeLoss([("ce", 1.0, {})]),
-                        seed=seed, view="teacher", checkpoint=run.checkpoint("teacher", seed), meta=meta,
-                        desc=f"teacher seed {seed}", progress=progress)
-            res_hist, res_s, resumed = res.history, res.seconds, res.resumed_from_epoch
-        teacher.eval()
-        test_logits = _finite_logits(teacher, views["test"].teacher, f"teacher seed {seed}")
-        acc = accuracy(test_logits, views["test"].labels)
-        val = accuracy(_finite_logits(teacher, views["val"].teacher, f"teacher seed {seed}"), views["val"].labels)
-        models.append(ModelResult("teacher", "teacher", tc.arch, count_parameters(teacher), seed, acc, val, res_s,
-                                  history=res_hist, resumed_from_epoch=resumed,
-                                  metrics=classification_metrics(test_logits, views["test"].labels,
-                                                                 splits.class_names).to_dict()))
-        trained[("teacher", seed)] = teacher
-        log(f"[teacher] seed {seed}: test acc {100 * acc:.2f} % ({count_parameters(teacher):,} params)")
-        stage_s["teacher"] = stage_s.get("teacher", 0.0) + time.perf_counter() - t
+def _teacher_stage(r: _Run, seed: int) -> nn.Module:
+    """Train the teacher, or load it (an edgekd checkpoint, or a model file from anywhere)."""
+    tc, d, n_cls = r.recipe.teacher, r.recipe.data, r.splits.num_classes
+    seed_everything(seed)
+    meta = _meta("teacher", tc.arch, tc.params, n_cls, d.teacher_size, seed, tc.train)
+    history, seconds, resumed = [], 0.0, None
+    if tc.checkpoint is not None and not is_edgekd_checkpoint(tc.checkpoint):
+        # a teacher trained elsewhere: state dict, TorchScript, .pt2 or ONNX (checked against the data)
+        teacher = load_model_file(tc.checkpoint, arch=tc.arch, params=tc.params, num_classes=n_cls,
+                                  in_channels=r.t_ch, input_size=d.teacher_size)
+    else:
+        teacher = create_net(tc.arch, num_classes=n_cls, in_channels=r.t_ch, input_size=d.teacher_size,
+                             params=tc.params, where="teacher")
+    if tc.checkpoint is not None and is_edgekd_checkpoint(tc.checkpoint):
+        blob = load_checkpoint(tc.checkpoint, {k: meta[k] for k in ("arch", "num_classes", "input_size")})
+        try:
+            teacher.load_state_dict(blob["model"])
+        except RuntimeError as exc:
+            raise EdgekdError(f"checkpoint does not fit teacher '{tc.arch}': {str(exc).splitlines()[0]}",
+                              where=str(tc.checkpoint), fix="train a teacher with this recipe first") from None
+        history = blob.get("history", [])
+    elif tc.checkpoint is None:
+        res = train(teacher, r.views["train"], r.views["val"], tc.train, CompositeLoss([("ce", 1.0, {})]),
+                    seed=seed, view="teacher", checkpoint=r.run.checkpoint("teacher", seed), meta=meta,
+                    desc=f"teacher seed {seed}", progress=r.progress)
+        history, seconds, resumed = res.history, res.seconds, res.resumed_from_epoch
+    teacher.eval()
+    _record(r, "teacher", "teacher", tc.arch, teacher, seed, seconds, history=history, resumed_from_epoch=resumed)
+    return teacher
 
-        # -- teacher cache -------------------------------------------------------------------
-        signals: dict[str, TeacherSignal] = {}
-        if needs_teacher:
-            t = time.perf_counter()
-            augs = {augment_key(s.train.augment): s.train.augment for s in recipe.students if s.uses_teacher}
-            for key, aug in sorted(augs.items()):  # one cache per augmentation (its key names the file)
-                from edgekd.distill.losses import teacher_taps_for
 
-                terms = [t for s in recipe.students if s.uses_teacher and augment_key(s.train.augment) == key
-                         for t in s.loss]
-                if not ddp.is_main:
-                    D.barrier()  # rank 0 computes the cache once; the others load its file
-                cache = build_teacher_cache(teacher, views["train"], aug,
-                                            path=run.cache / f"teacher-seed{seed}-{key}.pt", progress=progress,
-                                            taps=teacher_taps_for(terms), feature_dtype=torch.float16, log=log)
-                if ddp.is_main:
-                    D.barrier()
-                signals[key] = TeacherSignal(cache=cache)
-                log(f"[cache] teacher logits for {len(views['train'])} samples × {cache.transforms} views")
-            stage_s["teacher_cache"] = stage_s.get("teacher_cache", 0.0) + time.perf_counter() - t
+def _record(r: _Run, name: str, role: str, arch: str, model: nn.Module, seed: int, seconds: float, **kw) -> None:
+    """Test/val accuracy and per-class metrics of a trained model (NaN/Inf outputs are an error)."""
+    view = "teacher" if role == "teacher" else "student"
+    test_logits = _finite_logits(model, getattr(r.views["test"], view), f"{name} seed {seed}")
+    acc = accuracy(test_logits, r.views["test"].labels)
+    val = accuracy(_finite_logits(model, getattr(r.views["val"], view), f"{name} seed {seed}"), r.views["val"].labels)
+    metrics = classification_metrics(test_logits, r.views["test"].labels, r.splits.class_names).to_dict()
+    r.models.append(ModelResult(name, role, arch, count_parameters(model), seed, acc, val, seconds, metrics=metrics,
+                                **kw))
+    r.trained[(name, seed)] = model
+    r.log(f"[{role}] {name + ' ' if role != 'teacher' else ''}seed {seed}: test acc {100 * acc:.2f} % "
+          f"({count_parameters(model):,} params)")
 
-        # -- students ------------------------------------------------------------------------
-        t = time.perf_counter()
-        for s in recipe.students:
-            student, res = _train_student(s, seed, views, n_cls, in_ch, d.student_size,
-                                          signals.get(augment_key(s.train.augment)), run, progress)
-            test_logits = _finite_logits(student, views["test"].student, f"{s.name} seed {seed}")
-            acc = accuracy(test_logits, views["test"].labels)
-            val = accuracy(_finite_logits(student, views["val"].student, f"{s.name} seed {seed}"), views["val"].labels)
-            models.append(ModelResult(s.name, "student", s.arch, count_parameters(student), seed, acc, val,
-                                      res.seconds, loss=[t_.model_dump() for t_ in s.loss], history=res.history,
-                                      resumed_from_epoch=res.resumed_from_epoch,
-                                      metrics=classification_metrics(test_logits, views["test"].labels,
-                                                                     splits.class_names).to_dict()))
-            trained[(s.name, seed)] = student
-            log(f"[student] {s.name} seed {seed}: test acc {100 * acc:.2f} % ({count_parameters(student):,} params)")
-        stage_s["students"] = stage_s.get("students", 0.0) + time.perf_counter() - t
 
-    D.barrier()
-    if not ddp.is_main:  # workers are done once training is
-        return RunResults(recipe.name, "worker", quick, list(recipe.seeds), data_info, models, [], [], {}, stage_s)
+def _cache_stage(r: _Run, seed: int, teacher: nn.Module) -> dict[str, TeacherSignal]:
+    """Teacher outputs for every training sample × view, once per augmentation the students use."""
+    from edgekd.distill import distributed as D
+    from edgekd.distill.losses import teacher_taps_for
 
-    # -- export + fidelity, profile, report (first seed's models) -------------------------
-    seed0 = recipe.seeds[0]
-    exported = {name: trained[(name, seed0)] for name in ["teacher"] + [s.name for s in recipe.students if s.export]}
-    data = {"class_names": splits.class_names, "channels": in_ch, "size": d.student_size, "mean": d.normalize.mean,
-            "std": d.normalize.std, "num_classes": n_cls}
-    t = time.perf_counter()
-    out = export_targets(recipe, exported, views, run, data, log, desc=f"test split, first {{n}} images (seed {seed0} "
-                                                                        "models)")
-    stage_s["export"] = time.perf_counter() - t
-    t = time.perf_counter()
-    latencies = out.latencies + profile_targets(recipe, exported, views, out.artifacts, log)
-    stage_s["profile"] = time.perf_counter() - t
-    return _report(recipe, run, quick, dump, data_info, models, out, latencies, stage_s, log)
+    users = [s for s in r.recipe.students if s.uses_teacher]
+    signals: dict[str, TeacherSignal] = {}
+    for key, aug in sorted({augment_key(s.train.augment): s.train.augment for s in users}.items()):
+        terms = [t for s in users if augment_key(s.train.augment) == key for t in s.loss]
+        main = D.current().is_main
+        if not main:
+            D.barrier()  # rank 0 computes the cache once; the others load its file
+        cache = build_teacher_cache(teacher, r.views["train"], aug, path=r.run.cache / f"teacher-seed{seed}-{key}.pt",
+                                    progress=r.progress, taps=teacher_taps_for(terms), feature_dtype=torch.float16,
+                                    log=r.log)
+        if main:
+            D.barrier()
+        signals[key] = TeacherSignal(cache=cache)
+        r.log(f"[cache] teacher logits for {len(r.views['train'])} samples × {cache.transforms} views")
+    return signals
+
+
+def _students_stage(r: _Run, seed: int, signals: dict[str, TeacherSignal]) -> None:
+    for s in r.recipe.students:
+        student, res = _train_student(s, seed, r.views, r.splits.num_classes, r.in_ch, r.recipe.data.student_size,
+                                      signals.get(augment_key(s.train.augment)), r.run, r.progress)
+        _record(r, s.name, "student", s.arch, student, seed, res.seconds, loss=[t.model_dump() for t in s.loss],
+                history=res.history, resumed_from_epoch=res.resumed_from_epoch)
+
+
+def _deploy_stage(r: _Run) -> RunResults:
+    """Export + fidelity, profile and report, for the first seed's models."""
+    recipe, d, seed0 = r.recipe, r.recipe.data, r.recipe.seeds[0]
+    exported = {name: r.trained[(name, seed0)] for name in ["teacher"] + [s.name for s in recipe.students if s.export]}
+    data = {"class_names": r.splits.class_names, "channels": r.in_ch, "size": d.student_size,
+            "mean": d.normalize.mean, "std": d.normalize.std, "num_classes": r.splits.num_classes}
+    with r.timed("export"):
+        out = export_targets(recipe, exported, r.views, r.run, data, r.log,
+                             desc=f"test split, first {{n}} images (seed {seed0} models)")
+    with r.timed("profile"):
+        latencies = out.latencies + profile_targets(recipe, exported, r.views, out.artifacts, r.log)
+    return _report(recipe, r.run, r.quick, recipe.model_dump(mode="json"), r.data_info, r.models, out, latencies,
+                   r.stage_s, r.log)
 
 
 def export_targets(recipe: Recipe, models: dict[str, nn.Module], views, run: RunDir, data: dict[str, Any],

@@ -13,3 +13,7 @@ __all__ = ["LOSSES", "CompositeLoss", "FeatureTaps", "LossContext", "LossMethod"
            "PrepareInfo", "TapSpec", "TeacherCache", "TeacherSignal", "TrainResult", "accuracy",
            "build_multi_teacher_signal", "build_teacher_cache", "load_checkpoint", "predict_logits",
            "register_loss", "resolve", "seed_everything", "teacher_taps_for", "train", "unwrap"]
+
+from edgekd._verb import make_callable as _make_callable
+
+_make_callable(__name__, "distill")  # edgekd.distill(...) is the API verb (edgekd.api.distill)
