@@ -123,6 +123,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     else:
         arts = api.export(str(path), target=args.target, out_dir=args.out, example_input=args.input_shape,
                           calib=args.calib, arch=args.arch, num_classes=args.num_classes, config=config, log=log)
+    if not arts:
+        raise EdgekdError(f"nothing was exported: target {args.target} did not take the model (the line above "
+                          "says why)", where=str(path), fix="choose another --target")
     for a in arts:
         print(f"{a.model:<16} {a.target:<12} {a.status:<7} {a.path}  "
               f"{a.fidelity.summary() if a.fidelity else a.error}")

@@ -129,8 +129,8 @@ def npz_header(path: str | Path) -> tuple[int, int]:
             y = integer_labels(z["y"], f"{path}: y") if "y.npy" in z.zip.namelist() else np.zeros(0, np.int64)
             n_cls = len(z["classes"]) if "classes" in z.files else (int(y.max()) + 1 if len(y) else 0)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"cannot read NPZ file: {exc}", where=str(path),
-                        fix="save with np.savez(path, x=images, y=labels, classes=names)") from None
+        raise DataError(f"cannot read NPZ file (truncated or corrupted?): {exc}", where=str(path),
+                        fix="re-create the file with np.savez(path, x=images, y=labels, classes=names)") from None
     if n_cls > MAX_CLASSES:
         raise DataError(f"{n_cls:,} classes; at most {MAX_CLASSES:,} are supported", where=f"{path}: y",
                         fix="labels must be class indices 0..C-1; store the names in 'classes'")

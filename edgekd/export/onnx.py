@@ -21,12 +21,15 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int 
     import onnx
 
     model = model.eval()
+    static = getattr(model, "batch", None) if type(model).__name__ == "FixedBatch" else None
+    if static is not None:  # a program traced at a fixed batch: its graph is that batch's, say so in the file
+        model, example = model.inner, example[:1].expand(static, *example.shape[1:])
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (example[:1],), str(tmp), opset_version=opset, dynamo=False,
+            model, (example[: static or 1],), str(tmp), opset_version=opset, dynamo=False,
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamic_axes=None if static else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
         )
         onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
     return path
@@ -44,6 +47,9 @@ def ort_session(path: Path, threads: int = 1):
 
 
 def run_ort(session, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    static = session.get_inputs()[0].shape[0]
+    if isinstance(static, int) and static > 0:  # a graph traced at a fixed batch (e.g. from a .pt2 program)
+        batch_size = static
     return np.concatenate([session.run(None, {INPUT_NAME: x[i : i + batch_size]})[0]
                            for i in range(0, len(x), batch_size)])
 
