@@ -395,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     previous = signal.signal(signal.SIGTERM, _terminated)
+    # an explicit SIGINT stops a run even where it was started with SIGINT ignored (a background job of a
+    # non-interactive shell, nohup ... &): `kill -INT` then behaves as Ctrl-C does in a terminal
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(args.func(args) or 0)
     except EdgekdError as exc:
@@ -418,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 class Terminated(KeyboardInterrupt):

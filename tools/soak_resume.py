@@ -96,7 +96,12 @@ def _kill_at(out: Path, tag: str, marker: str, delay: float, sig: int, rng: rand
     if p.poll() is not None:
         return "finished before the kill", time.time() - t0
     os.kill(p.pid, sig)
-    p.communicate(timeout=120)
+    try:
+        p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # did not stop: a defect; SIGKILL it and say so in the table
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        return f"did not stop within 120 s of {signal.Signals(sig).name}", time.time() - t0
     return f"exit {p.returncode}", time.time() - t0
 
 
