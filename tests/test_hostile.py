@@ -461,3 +461,17 @@ def test_read_only_output_folder_is_a_clear_error(tmp_path, tmpfs):
     r = _recipe(tmp_path)
     ro = tmpfs("ro", "ro,size=64k")
     cli_error("run", str(r), "--out", str(ro / "run"), needles=("Read-only file system",))
+
+
+def test_sigint_stops_a_run_started_with_sigint_ignored(tmp_path):
+    """A background job of a non-interactive shell inherits SIGINT ignored; `kill -INT` must still stop it."""
+    r = _recipe(tmp_path, epochs=5000)
+    out = tmp_path / "bg"
+    p = subprocess.Popen([sys.executable, "-m", "edgekd", "run", str(r), "--out", str(out), "--no-progress"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    _wait_for(lambda: (out / "checkpoints" / "teacher-seed0.pt").is_file(), proc=p)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=60) == 130
+    err = p.stderr.read()
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
