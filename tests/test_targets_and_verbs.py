@@ -185,3 +185,13 @@ def test_distill_then_export_the_run(tmp_path):
     import onnx
 
     assert onnx.load(str(tmp_path / "re" / "artifacts" / "s" / "s.onnx")).opset_import[0].version == 18
+
+
+def test_onnx_export_falls_back_to_the_torch_export_exporter(tmp_path):
+    """Adaptive pooling to a size that does not divide the map: the TorchScript exporter refuses it."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128, 2)).eval()
+    arts = edgekd.export(m, target="onnxruntime", example_input=(1, 15, 15), out_dir=tmp_path, name="ad",
+                         log=lambda s: None)
+    assert arts[0].deployable, arts[0].error
+    assert arts[0].fidelity.max_abs_diff < 1e-4 and arts[0].fidelity.n_inputs == 256  # dynamic batch kept

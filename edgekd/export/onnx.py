@@ -1,6 +1,8 @@
 """ONNX export (opset 17), checked with ONNX Runtime against PyTorch on held-out inputs."""
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
 
@@ -24,13 +26,18 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int 
     static = getattr(model, "batch", None) if type(model).__name__ == "FixedBatch" else None
     if static is not None:  # a program traced at a fixed batch: its graph is that batch's, say so in the file
         model, example = model.inner, example[:1].expand(static, *example.shape[1:])
-    with atomic_path(path) as tmp, warnings.catch_warnings():
+    axes = None if static else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    with atomic_path(path) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model, (example[: static or 1],), str(tmp), opset_version=opset, dynamo=False,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes=None if static else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-        )
+        try:
+            torch.onnx.export(model, (example[: static or 1],), str(tmp), opset_version=opset, dynamo=False,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=axes)
+        except Exception as first:  # noqa: BLE001 - e.g. adaptive pooling to a size that does not divide
+            try:  # the torch.export-based exporter decomposes what the TorchScript one refuses
+                torch.onnx.export(model, (example[: static or 1],), str(tmp), opset_version=opset, dynamo=True,
+                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=axes)
+            except Exception:  # noqa: BLE001 - report the first exporter's reason, it names the operator
+                raise first from None
         onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
     return path
 
@@ -61,7 +68,8 @@ def export_and_check(model: nn.Module, name: str, x_check: torch.Tensor, out_dir
     try:
         export_onnx(model, x_check, path, opset)
     except Exception as exc:  # noqa: BLE001 - recorded on the artifact and fails the run
-        return Artifact(name, "onnxruntime", "onnx", path, None, error=f"export failed: {exc}")
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        return Artifact(name, "onnxruntime", "onnx", path, None, error=f"export failed: {reason}")
     with torch.no_grad():
         ref = model.eval()(x_check).numpy()
     out = run_ort(ort_session(path), x_check.numpy())
