@@ -68,13 +68,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from edgekd.config import builtin_recipe_path, load_recipe
 
-    from edgekd.pipeline import check_recipe_models
-
     recipe = load_recipe(args.recipe or builtin_recipe_path())
-    in_ch, n_cls = check_recipe_models(recipe)
+    from edgekd.pipeline import check_recipe_models  # torch is imported only for a recipe that parsed
+
+    probed = check_recipe_models(recipe)
     print(json.dumps(recipe.model_dump(mode="json"), indent=2))
-    print(f"recipe '{recipe.name}' is valid: {len(recipe.students)} student(s), seeds {recipe.seeds}; every model "
-          f"runs on its {in_ch}-channel input ({n_cls} classes)", file=sys.stderr)
+    ran = (f"every model runs on its {probed[0]}-channel input ({probed[1]} classes)" if probed else
+           "models are probed on the image folder's input once it is decoded")
+    print(f"recipe '{recipe.name}' is valid: {len(recipe.students)} student(s), seeds {recipe.seeds}; {ran}",
+          file=sys.stderr)
     return 0
 
 

@@ -227,6 +227,8 @@ def _data_stage(r: _Run) -> None:
                                           channels=d.channels, teacher_channels=d.teacher_channels)
                for k in ("train", "val", "test")}
     r.log(f"[data] {splits.sizes()} classes={splits.class_names} channels={r.in_ch}")
+    if d.kind == "imagefolder":  # channels and classes are known now
+        _probe_models(r.recipe, splits.num_classes, r.in_ch, r.t_ch)
     r.data_info = {"source": splits.source, "classes": splits.class_names, "sizes": splits.sizes(),
                    "teacher_size": d.teacher_size, "student_size": d.student_size, **splits.info}
     if D.current().is_main:
@@ -414,35 +416,38 @@ def _report(recipe: Recipe, run: RunDir, quick: bool, dump: dict, data_info: dic
     return results
 
 
-def _probe_models(recipe: Recipe, n_cls: int, in_ch: int) -> None:
+def _probe_models(recipe: Recipe, n_cls: int, in_ch: int, t_ch: int) -> None:
     """Every model runs on its input, and the profile batches fit, before anything trains."""
     from edgekd.nets.probe import check_profile_batches, probe_net
 
-    d = recipe.data
-    if recipe.teacher.checkpoint is None or recipe.needs_teacher:
-        probe_net(recipe.teacher.arch, recipe.teacher.params, num_classes=n_cls, in_channels=in_ch,
-                  input_size=d.teacher_size, where="teacher")
+    d, tc = recipe.data, recipe.teacher
+    if tc.checkpoint is None or is_edgekd_checkpoint(tc.checkpoint):  # a teacher from a file is checked on load
+        probe_net(tc.arch, tc.params, num_classes=n_cls, in_channels=t_ch, input_size=d.teacher_size, where="teacher")
     for i, s in enumerate(recipe.students):
         probe_net(s.arch, s.params, num_classes=n_cls, in_channels=in_ch, input_size=d.student_size,
                   where=f"students[{i}] ({s.name})")
-    check_profile_batches(recipe.profile.batch_sizes, (in_ch, max(d.teacher_size, d.student_size),
-                                                       max(d.teacher_size, d.student_size)), "profile.batch_sizes")
+    sides = [v for size in (d.teacher_size, d.student_size) for v in ((size,) if isinstance(size, int) else size)]
+    check_profile_batches(recipe.profile.batch_sizes, (max(in_ch, t_ch), max(sides), max(sides)),
+                          "profile.batch_sizes")
 
 
-def check_recipe_models(recipe: Recipe) -> tuple[int, int]:
-    """``edgekd validate``: probe every model on the recipe's input without loading the images.
+def check_recipe_models(recipe: Recipe) -> tuple[int, int] | None:
+    """Probe every model on the recipe's input from the data's headers, without loading images.
 
-    Returns (channels, classes) as read from the data's headers."""
+    Returns (channels, classes), or None for image folders (probed once decoded, before training)."""
     from edgekd.data.build import LYMPHOMNIST_CLASSES
 
     d = recipe.data
+    if d.kind == "imagefolder":
+        return None
     in_ch, n_cls = 1, len(d.classes) if d.classes else len(LYMPHOMNIST_CLASSES)
     if d.kind == "npz":
         from edgekd.data.npz import npz_header
 
         in_ch, found = npz_header(d.path)
         n_cls = len(d.classes) if d.classes else found
-    _probe_models(recipe, n_cls, in_ch)
+    in_ch = d.channels or in_ch
+    _probe_models(recipe, n_cls, in_ch, d.teacher_channels or in_ch)
     return in_ch, n_cls
 
 

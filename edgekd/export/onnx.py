@@ -27,7 +27,9 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int 
     if static is not None:  # a program traced at a fixed batch: its graph is that batch's, say so in the file
         model, example = model.inner, example[:1].expand(static, *example.shape[1:])
     axes = None if static else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-    with atomic_path(path) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    chatter = io.StringIO()  # the exporters print progress and recoverable errors: not the user's concern
+    with atomic_path(path) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(chatter), \
+            contextlib.redirect_stderr(chatter):
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(model, (example[: static or 1],), str(tmp), opset_version=opset, dynamo=False,

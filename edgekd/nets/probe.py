@@ -15,8 +15,8 @@ from edgekd.errors import ConfigError
 MAX_PROFILE_INPUT_BYTES = 2 << 30
 
 
-def probe_net(arch: str, params: dict[str, Any], *, num_classes: int, in_channels: int, input_size: int,
-              where: str) -> torch.nn.Module:
+def probe_net(arch: str, params: dict[str, Any], *, num_classes: int, in_channels: int,
+              input_size: int | tuple[int, int], where: str) -> torch.nn.Module:
     """Build ``arch`` and run one zero image of ``input_size`` through it; a clear error if it cannot."""
     from edgekd.nets import create_net
 
@@ -26,11 +26,12 @@ def probe_net(arch: str, params: dict[str, Any], *, num_classes: int, in_channel
     except (RuntimeError, ZeroDivisionError, OverflowError) as exc:
         raise ConfigError(f"cannot build '{arch}' with params {params}: {_first_line(exc)}", where=where,
                           fix="use positive widths, kernels and strides (see `edgekd list`)") from None
+    h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     try:
         with torch.no_grad():
-            out = net.eval()(torch.zeros(1, in_channels, input_size, input_size))
+            out = net.eval()(torch.zeros(1, in_channels, h, w))
     except (RuntimeError, ValueError, ZeroDivisionError) as exc:
-        raise ConfigError(f"'{arch}' cannot run on a {in_channels}×{input_size}×{input_size} input: "
+        raise ConfigError(f"'{arch}' cannot run on a {in_channels}×{h}×{w} input: "
                           f"{_first_line(exc)}", where=where,
                           fix="use a larger input size (data.student_size / data.teacher_size) or fewer "
                               "downsampling layers (pooling, strides)") from None
