@@ -68,12 +68,29 @@ def cli(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
     return p
 
 
-def cli_error(*args: str, needles: tuple[str, ...] = (), code: int = 2) -> str:
-    p = cli(*args)
-    assert p.returncode == code, (p.returncode, p.stderr)
+def cli_error(*args: str, needles: tuple[str, ...] = (), code: int = 2, process: bool = False) -> str:
+    """Run the CLI (in this process unless ``process``) and expect one clear error: no traceback, exit ``code``."""
+    if process:
+        p = cli(*args)
+        rc, err = p.returncode, p.stderr
+    else:
+        import contextlib
+        import io
+
+        from edgekd.cli import main
+
+        buf, out = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stderr(buf), contextlib.redirect_stdout(out):
+            try:
+                rc = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                rc = exc.code
+        err = buf.getvalue()
+        assert "Traceback" not in err + out.getvalue(), err
+    assert rc == code, (rc, err)
     for n in needles:
-        assert n in p.stderr, (n, p.stderr)
-    return p.stderr
+        assert n in err, (n, err)
+    return err
 
 
 def start(*args: str) -> subprocess.Popen:
@@ -134,7 +151,7 @@ def test_second_process_on_a_live_run_is_refused(tmp_path):
         _wait_for(lambda: (out / "checkpoints" / "teacher-seed0.pt").is_file(), proc=first)
         for flag in ("--resume", "--overwrite"):
             assert first.poll() is None
-            err = cli_error("run", str(r), "--out", str(out), flag, "--no-progress",
+            err = cli_error("run", str(r), "--out", str(out), flag, "--no-progress", process=True,
                             needles=("in use by another edgekd process", f"PID {first.pid}"))
             assert "wait for it" in err
         assert first.poll() is None and (out / "checkpoints").is_dir()
@@ -330,23 +347,18 @@ def test_nan_teacher_is_an_error_not_a_score(tmp_path):
 
 
 # ---- memory bombs --------------------------------------------------------------------------
-def _peak_rss_mib(args: list[str]) -> tuple[int, float, str]:
-    p = subprocess.Popen([sys.executable, "-m", "edgekd", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    out, err = p.stdout.read(), p.stderr.read()  # small outputs: no pipe fills up
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, usage.ru_maxrss / 1024, out + err
-
-
 def test_yaml_alias_bomb_is_refused_in_bounded_memory(tmp_path):
+    """1 KB of nested aliases (9**10 values when expanded): refused under a 1 GiB address-space limit."""
+    import resource
+
     lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
     assert (tmp_path / "bomb.yaml").stat().st_size < 2000
-    rc, rss, text = _peak_rss_mib(["validate", str(tmp_path / "bomb.yaml")])
-    assert rc == 2 and "YAML aliases" in text and "Traceback" not in text
-    assert rss < 1024, rss  # 3.4 GB and MemoryError before
+    limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # noqa: E731 - 3.4 GB before
+    p = subprocess.run([sys.executable, "-m", "edgekd", "validate", str(tmp_path / "bomb.yaml")], capture_output=True,
+                       text=True, timeout=120, preexec_fn=limit)
+    assert p.returncode == 2 and "YAML aliases" in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
 def test_npz_declaring_a_huge_array_is_refused_before_loading(tmp_path):
