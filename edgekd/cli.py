@@ -218,19 +218,12 @@ def _profile_onnx(path: Path, args: argparse.Namespace) -> int:
 
 
 def _read_report(root: Path) -> dict:
-    rep_path = root / "report.json"
-    if not rep_path.is_file():
-        raise EdgekdError("no report.json in this folder", where=str(root),
-                          fix="give a run directory written by `edgekd run` (runs/<name>)")
-    try:
-        rep = json.loads(rep_path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise EdgekdError(f"report.json is damaged ({type(exc).__name__})", where=str(rep_path),
-                          fix="rerun the run with --resume to write the report again") from None
-    if not isinstance(rep, dict):
-        raise EdgekdError("report.json does not hold a report", where=str(rep_path),
-                          fix="rerun the run with --resume to write the report again")
-    return rep
+    from edgekd.runs.guard import read_json_mapping
+
+    return read_json_mapping(root / "report.json", missing="no report.json in this folder",
+                             damaged="report.json is damaged",
+                             fix="give a run directory written by `edgekd run` (runs/<name>); a damaged report "
+                                 "is written again by rerunning with --resume")
 
 
 def _profile_run_dir(root: Path, target: str | None) -> int:

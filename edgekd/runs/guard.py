@@ -140,21 +140,25 @@ def training_view(recipe_dump: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in recipe_dump.items() if k not in RESUMABLE_SECTIONS}
 
 
-def read_saved_recipe(path: Path) -> dict[str, Any]:
-    """The recipe a run was made with; a clear error for a missing or damaged file."""
+def read_json_mapping(path: Path, *, missing: str, damaged: str, fix: str) -> dict[str, Any]:
+    """A JSON object from ``path``; one clear error (``missing`` / ``damaged`` + what is wrong) otherwise."""
     if not path.exists():
-        raise EdgekdError("cannot verify the run: its recipe.json is missing", where=str(path.parent),
-                          fix="use --overwrite to start the run again, or --out DIR for a new run")
+        raise EdgekdError(missing, where=str(path.parent), fix=fix)
     try:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
         what = "a folder" if path.is_dir() else f"unreadable ({type(exc).__name__})"
-        raise EdgekdError(f"cannot verify the run: recipe.json is {what}", where=str(path),
-                          fix="use --overwrite to start the run again, or --out DIR for a new run") from None
+        raise EdgekdError(f"{damaged}: {path.name} is {what}", where=str(path), fix=fix) from None
     if not isinstance(data, dict):
-        raise EdgekdError("cannot verify the run: recipe.json does not hold a recipe", where=str(path),
-                          fix="use --overwrite to start the run again, or --out DIR for a new run")
+        raise EdgekdError(f"{damaged}: {path.name} does not hold a JSON object", where=str(path), fix=fix)
     return data
+
+
+def read_saved_recipe(path: Path) -> dict[str, Any]:
+    """The recipe a run was made with; a clear error for a missing or damaged file."""
+    return read_json_mapping(path, missing="cannot verify the run: its recipe.json is missing",
+                             damaged="cannot verify the run",
+                             fix="use --overwrite to start the run again, or --out DIR for a new run")
 
 
 def check_resume(saved: dict[str, Any], now: dict[str, Any], where: str) -> None:
