@@ -195,3 +195,23 @@ def test_onnx_export_falls_back_to_the_torch_export_exporter(tmp_path):
                          log=lambda s: None)
     assert arts[0].deployable, arts[0].error
     assert arts[0].fidelity.max_abs_diff < 1e-4 and arts[0].fidelity.n_inputs == 256  # dynamic batch kept
+
+
+def test_torchvision_teacher_through_distill_onnx_and_profile(tmp_path):
+    """A torchvision ResNet-18 (random init, small input) as the teacher of a whole run."""
+    pytest.importorskip("torchvision", reason="torchvision is a core dependency from torch 2.14.1 on")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (120, 24, 24), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 6:18, 6:18].mean((1, 2)) > x.mean((1, 2))).astype(int))
+    (tmp_path / "r.yaml").write_text(RECIPE.replace("arch: resnet-mini, params: {widths: [4, 8], blocks: [1, 1]}",
+                                                    "arch: 'torchvision:resnet18'")
+                                     + "export: {hls: {enabled: false}, rtl: {enabled: false}}\n"
+                                       "profile: {batch_sizes: [1], runs: 20, warmup: 2}\n")
+    p = cli("run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "--no-progress", "--threads", "1")
+    assert p.returncode == 0, p.stderr
+    rep = json.loads((tmp_path / "run" / "report.json").read_text())
+    teacher = next(m for m in rep["models"] if m["name"] == "teacher")
+    assert teacher["arch"] == "torchvision:resnet18" and teacher["params"] > 11_000_000
+    arts = {(a["model"], a["target"]): a["status"] for a in rep["artifacts"]}
+    assert arts[("teacher", "onnxruntime")] == "ok" and arts[("s", "onnxruntime")] == "ok"
+    assert {(r["model"], r["target"]) for r in rep["latency"]} >= {("teacher", "onnxruntime"), ("s", "cpu-torch")}
