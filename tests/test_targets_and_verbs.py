@@ -41,14 +41,12 @@ def files(tmp_path_factory) -> dict[str, Path]:
     m = _net()
     x = torch.randn(1, 1, 12, 12)
     (d / "my_net.py").write_text(STUDENT_FILE)
-    sys.path.insert(0, str(d))
-    try:
-        import my_net  # noqa: F401 - the file a user would write
+    import importlib.util
 
-        user = my_net.Net()
-    finally:
-        sys.path.remove(str(d))
-    user.load_state_dict(m.state_dict())
+    spec = importlib.util.spec_from_file_location("verbs_test_user_net", d / "my_net.py")  # a name no test shares
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.Net().load_state_dict(m.state_dict())  # the user's file builds the very same model
     torch.save(m.state_dict(), d / "sd.pt")
     torch.jit.save(torch.jit.trace(m, x), d / "ts.pt")
     torch.export.save(torch.export.export(m, (x,)), d / "ep.pt2")
