@@ -121,18 +121,16 @@ def profile(model: nn.Module | str | Path, *, target: str = "cpu-torch", example
     x = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0))
     p = ProfileConfig(targets=[target] if target != "onnxruntime" else ["onnxruntime"], batch_sizes=list(batch_sizes),
                       runs=max(runs, 10), large_batch_runs=max(3, runs // 20), warmup=warmup, threads=threads)
-    artifacts: dict[str, Any] = {}
-    if target == "onnxruntime":
-        import tempfile
+    import tempfile
 
-        from edgekd.export.onnx import export_and_check
-
-        tmp = Path(tempfile.mkdtemp(prefix="edgekd-profile-"))
-        artifacts["onnxruntime"] = export_and_check(module, "model", check_inputs(None, shape, 64)[0], tmp)
+    from edgekd.export.onnx import export_and_check
     from edgekd.targets.base import get_target
 
-    recipe = _ProfileRecipe(p)
-    return get_target(target).profile("model", module, x, artifacts, recipe, log)
+    with tempfile.TemporaryDirectory(prefix="edgekd-profile-") as tmp:  # the ONNX file lives while it is timed
+        artifacts: dict[str, Any] = {}
+        if target == "onnxruntime":
+            artifacts["onnxruntime"] = export_and_check(module, "model", check_inputs(None, shape, 64)[0], Path(tmp))
+        return get_target(target).profile("model", module, x, artifacts, _ProfileRecipe(p), log)
 
 
 def distill(recipe: Any, *, out: str | Path, quick: bool = False, resume: bool = False, overwrite: bool = False,

@@ -19,7 +19,6 @@ a message (see :func:`edgekd.distill.hooks.resolve`).
 """
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from edgekd.errors import ConfigError, DataError, EdgekdError, ToolMissingError
+from edgekd.runs.atomic import sha256_file
 
 FORMATS = ("state_dict", "torchscript", "torch_export", "onnx")
 NO_TAPS = "a model loaded from a {fmt} file is opaque: its layers cannot be tapped for features"
@@ -65,14 +65,6 @@ def sniff_format(path: Path) -> str:
     return "state_dict"
 
 
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class OnnxModule(nn.Module):
     """An ONNX model run by ONNX Runtime behind ``forward(x) -> logits`` (no gradients)."""
 
@@ -98,7 +90,7 @@ class OnnxModule(nn.Module):
         self.input_shape = tuple(inputs[0].shape)
         self.edgekd_no_taps = NO_TAPS.format(fmt="ONNX")
         # the teacher cache keys on state_dict(): the file's hash stands in for the weights
-        digest = bytes.fromhex(_file_hash(path))
+        digest = bytes.fromhex(sha256_file(path))
         self.register_buffer("file_sha256", torch.tensor(list(digest), dtype=torch.uint8))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
