@@ -163,6 +163,18 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from edgekd.search import search
+
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.recipe).stem}-search-{args.target}"
+    res = search(args.recipe, target=args.target, out=out, budget=args.budget, trials=args.trials,
+                 workers=args.workers, address=args.address, quick=args.quick, resume=args.resume,
+                 overwrite=args.overwrite, progress=not args.no_progress, export_best=not args.no_export)
+    print((out / "search.md").read_text())
+    print(f"search: {out}  status: {res.status}")
+    return 0 if res.status == "ok" else 1
+
+
 def _onnx_input(path: Path):
     """A batch-1 random input for the ONNX model's first input, read without its external weights."""
     import numpy as np
@@ -372,6 +384,26 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--overwrite", action="store_true")
     di.add_argument("--no-progress", action="store_true")
     di.set_defaults(func=_cmd_distill)
+
+    se = sub.add_parser("search", help="search students under a budget (Pareto front, best exported)",
+                        description="Sample the recipe's search: space with Optuna, price each candidate on the "
+                                    "target (estimated/simulated/measured), distil it on the cached teacher, stop weak "
+                                    "trials early; write the Pareto front (search.md, search.json, front.png) and "
+                                    "export the best student under the budget through the target, checked.")
+    se.add_argument("recipe", help="recipe YAML with a search: section")
+    se.add_argument("--target", required=True, help="fpga-hls | fpga-rtl | onnxruntime | cpu-torch")
+    se.add_argument("--budget", default="", help="e.g. latency_us=2,lut=0.8,dsp=50%% (FPGA: latency is first pixel "
+                    "to decision; lut/ff/dsp/bram are fractions of the part; CPU: latency_us, params; any: accuracy)")
+    se.add_argument("--trials", type=_positive_int, help="trials in all (default: search.trials)")
+    se.add_argument("--workers", type=_positive_int, default=1, help="concurrent trials on Ray Tune (default 1: no Ray)")
+    se.add_argument("--address", help="a Ray cluster's address (the output folder must be on a shared file system)")
+    se.add_argument("--out", help="search folder (default: runs/<recipe>-search-<target>)")
+    se.add_argument("--quick", action="store_true", help="the recipe's quick data sizes and teacher epochs")
+    se.add_argument("--resume", action="store_true", help="continue a stopped search in --out")
+    se.add_argument("--overwrite", action="store_true")
+    se.add_argument("--no-export", action="store_true", help="do not export the chosen student")
+    se.add_argument("--no-progress", action="store_true")
+    se.set_defaults(func=_cmd_search)
 
     rp = sub.add_parser("report", help="print the report of a run directory",
                         description="Print runs/<name>/report.md.")

@@ -306,8 +306,10 @@ def _cache_stage(r: _Run, seed: int, teacher: nn.Module) -> dict[str, TeacherSig
 
 def _students_stage(r: _Run, seed: int, signals: dict[str, TeacherSignal]) -> None:
     for s in r.recipe.students:
+        start = r.trained[(s.init, seed)] if s.init else None
         student, res = _train_student(s, seed, r.views, r.splits.num_classes, r.in_ch, r.recipe.data.student_size,
-                                      signals.get(augment_key(s.train.augment)), r.run, r.progress)
+                                      signals.get(augment_key(s.train.augment)), r.run, r.progress, start=start,
+                                      log=r.log)
         _record(r, s.name, "student", s.arch, student, seed, res.seconds, loss=[t.model_dump() for t in s.loss],
                 history=res.history, resumed_from_epoch=res.resumed_from_epoch)
 
@@ -465,10 +467,17 @@ def _finite_logits(model: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor
 
 
 def _train_student(s: StudentConfig, seed: int, views, n_cls: int, in_ch: int, size: int,
-                   signal: TeacherSignal | None, run: RunDir, progress: bool):
+                   signal: TeacherSignal | None, run: RunDir, progress: bool, *, start: nn.Module | None = None,
+                   log: Callable[[str], None] | None = None):
     seed_everything(seed)
     student = create_net(s.arch, num_classes=n_cls, in_channels=in_ch, input_size=size, params=s.params,
                          where=f"students.{s.name}")
+    if start is not None and not run.checkpoint(s.name, seed).exists():  # a checkpoint resumes instead
+        from edgekd.nets.transfer import init_from
+
+        rep = init_from(student, start, views["train"].student, where=f"students.{s.name}.init", seed=seed)
+        if log:
+            log(f"[student] {s.name} seed {seed}: starts from {s.init} ({rep.summary()})")
     loss = CompositeLoss.from_config(s.loss)
     meta = _meta("student", s.arch, s.params, n_cls, size, seed, s.train, [t.model_dump() for t in s.loss])
     res = train(student, views["train"], views["val"], s.train, loss, seed=seed, teacher=signal,

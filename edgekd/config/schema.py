@@ -187,6 +187,8 @@ class StudentConfig(Strict):
     loss: list[LossTermConfig] = Field(default_factory=lambda: [LossTermConfig(method="ce")])
     train: TrainConfig = TrainConfig(epochs=20, batch_size=64)
     export: bool = True
+    init: str | None = Field(None, description="name of an earlier student whose trained weights (same seed) start "
+                                               "this one: QAT fine-tuning from the float student of the same shape")
 
     @field_validator("loss", mode="before")
     @classmethod
@@ -337,6 +339,48 @@ class QuickConfig(Strict):
     _seeds = field_validator("seeds")(classmethod(lambda cls, v: _unique_seeds(v)))
 
 
+class SearchFamilyConfig(Strict):
+    """One student family of a search: an arch and its parameters; a list is a choice."""
+
+    arch: str
+    params: dict[str, Any] = Field(default_factory=dict, description="a list is a choice among its items; a "
+                                   "mapping whose values are lists (layer_bits) is one choice per key; else fixed")
+
+
+class SearchConfig(Strict):
+    """``edgekd search``: the space, the fidelity ladder and how a trial trains."""
+
+    families: list[SearchFamilyConfig] = Field(min_length=1)
+    target: dict[str, Any] = Field(default_factory=dict, description="the target's knobs (e.g. strategy, io_type, "
+                                   "reuse_factor); a list is a choice")
+    trials: int = Field(30, ge=1, le=10000)
+    epochs: list[int] = Field(default_factory=lambda: [2, 8], min_length=1, max_length=4,
+                              description="training epochs at each rung; weak trials stop after the first")
+    qat_epochs: int = Field(4, ge=1, description="fine-tuning epochs of a QAT candidate, from its trained float twin")
+    qat_lr: float = Field(5e-4, gt=0.0)
+    prune_margin: float = Field(0.05, ge=0.0, le=1.0, description="stop a trial whose first-rung validation "
+                                "accuracy is this far below the best first-rung score so far")
+    loss: list[LossTermConfig] = Field(default_factory=lambda: [LossTermConfig(method="ce", weight=0.1),
+                                                                LossTermConfig(method="kd", weight=0.9,
+                                                                               params={"tau": 4.0})])
+    train: TrainConfig = TrainConfig(epochs=8, batch_size=64, optim=OptimConfig(lr=0.003))
+    budget: dict[str, float | str] = Field(default_factory=dict, description="default budget (--budget overrides)")
+    seed: int = 0
+    profile_runs: int = Field(200, ge=10, description="timed calls per candidate on measured targets")
+
+    @field_validator("epochs")
+    @classmethod
+    def _rungs_increase(cls, v: list[int]) -> list[int]:
+        if any(e < 1 for e in v) or any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"epochs must be increasing positive rungs like [2, 8], got {v}")
+        return v
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _loss_terms(cls, v: Any) -> Any:
+        return [_parse_loss_term(i, item) for i, item in enumerate(v or [])]
+
+
 class ReferenceConfig(Strict):
     """A measured figure the report compares the FPGA students with (only where a recipe names one)."""
 
@@ -356,6 +400,7 @@ class Recipe(Strict):
     profile: ProfileConfig = ProfileConfig()
     quick: QuickConfig = QuickConfig()
     reference: ReferenceConfig | None = None
+    search: SearchConfig | None = None
 
     _seeds = field_validator("seeds")(classmethod(lambda cls, v: _unique_seeds(v)))
 
@@ -367,6 +412,10 @@ class Recipe(Strict):
             raise ValueError(f"student names must be unique; repeated: {sorted(dup)}")
         if "teacher" in names:
             raise ValueError("'teacher' is reserved and cannot name a student")
+        for i, s in enumerate(self.students):
+            if s.init is not None and s.init not in names[:i]:
+                raise ValueError(f"students.{s.name}.init: '{s.init}' is not a student listed before it "
+                                 f"(earlier students: {names[:i] or 'none'}); list the float student first")
         square = all(isinstance(v, int) for v in (self.data.teacher_size, self.data.student_size))
         rotating = [s.name for s in self.students if s.train.augment == "dihedral"]
         if self.teacher.train.augment == "dihedral":

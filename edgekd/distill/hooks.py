@@ -102,6 +102,9 @@ class FeatureTaps:
 
     def _hook(self, path: str):
         def fn(_module, _inputs, output):
+            value = getattr(output, "value", None)  # a Brevitas QuantTensor carries its tensor in .value
+            if not isinstance(output, torch.Tensor) and isinstance(value, torch.Tensor):
+                output = value
             if not isinstance(output, torch.Tensor):
                 raise ConfigError(f"module at '{path}' returns {type(output).__name__}, not a tensor",
                                   where="feature path", fix="tap a layer that returns one tensor")

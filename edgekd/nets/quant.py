@@ -96,8 +96,9 @@ class _Builder:
         return self.qnn.QuantIdentity(act_quant=self.bq.Int8ActPerTensorFixedPoint, bit_width=b,
                                       return_quant_tensor=True)
 
-    def conv(self, name: str, cin: int, cout: int, k: int) -> nn.Module:
-        return self.qnn.QuantConv2d(cin, cout, k, weight_quant=self._wq(), weight_bit_width=self.bits[name].weight,
+    def conv(self, name: str, cin: int, cout: int, k: int, stride: int = 1) -> nn.Module:
+        return self.qnn.QuantConv2d(cin, cout, k, stride=stride, weight_quant=self._wq(),
+                                    weight_bit_width=self.bits[name].weight,
                                     return_quant_tensor=False, **self._bias_kw())
 
     def linear(self, name: str, nin: int, nout: int) -> nn.Module:
@@ -136,29 +137,32 @@ class QuantStudent(nn.Sequential):
         return out.value if hasattr(out, "value") and not isinstance(out, torch.Tensor) else out
 
 
-def _conv_out(size: int, kernel: int) -> int:
-    return size - kernel + 1
-
-
 @register_net("cellsort-cnn-q", role="student")
-def cellsort_cnn_q(num_classes: int, in_channels: int, input_size: int, channels: int = 16, kernel: int = 3,
-                   weight_bits: int = 8, act_bits: int = 8, input_bits: int = 8,
+def cellsort_cnn_q(num_classes: int, in_channels: int, input_size: int, channels=16, kernel=3, stride=1, pool=2,
+                   pool_in: int = 1, weight_bits: int = 8, act_bits: int = 8, input_bits: int = 8,
                    layer_bits: dict[str, Any] | None = None, weight_quant: str = "fixed-point",
                    act_signed: bool = False, bias: bool = False) -> nn.Module:
-    """Quantization-aware cellsort-cnn: power-of-two scales, per-layer bits (layers conv1, conv2, fc)."""
-    h, w = ((_conv_out(_conv_out(n, kernel) // 2, kernel) // 2) for n in input_hw(input_size))
-    if min(h, w) < 1:
-        raise ValueError(f"input_size {input_size} is too small for two conv+pool stages")
+    """Quantization-aware cellsort-cnn: power-of-two scales, per-layer bits (layers conv1, conv2, fc).
+
+    Same shape parameters as ``cellsort-cnn``; ``pool_in`` > 1 average-pools the image in float
+    before the firmware's input (the pooled, quantized image is the firmware's input, as for mlp-q).
+    """
+    from edgekd.nets.students import cnn_shape
+
+    sh = cnn_shape(input_size, channels, kernel, stride, pool, pool_in)
     bits = resolve_bits(["conv1", "conv2", "fc"], weight_bits, act_bits, input_bits, layer_bits)
     b = _Builder(bits, weight_quant, act_signed, bias)
-    layers = {
-        "inp": b.input(),
-        "conv1": b.conv("conv1", in_channels, channels, kernel), "relu1": b.relu("conv1"), "pool1": nn.MaxPool2d(2),
-        "conv2": b.conv("conv2", channels, channels, kernel), "relu2": b.relu("conv2"), "pool2": nn.MaxPool2d(2),
-        "flatten": nn.Flatten(),
-        "fc": b.linear("fc", channels * h * w, num_classes),
-    }
-    return QuantStudent(layers, bits, arch="cellsort-cnn-q")
+    layers: dict[str, nn.Module] = {"inp": b.input()}
+    cin = in_channels
+    for i, (c, k, s_, p) in enumerate(zip(sh.channels, sh.kernel, sh.stride, sh.pool), 1):
+        layers[f"conv{i}"] = b.conv(f"conv{i}", cin, c, k, stride=s_)
+        layers[f"relu{i}"] = b.relu(f"conv{i}")
+        if p > 1:
+            layers[f"pool{i}"] = nn.MaxPool2d(p)
+        cin = c
+    layers["flatten"] = nn.Flatten()
+    layers["fc"] = b.linear("fc", sh.features, num_classes)
+    return QuantStudent(layers, bits, arch="cellsort-cnn-q", float_pre=nn.AvgPool2d(pool_in) if pool_in > 1 else None)
 
 
 @register_net("mlp-q", role="student")
@@ -188,3 +192,14 @@ def firmware_part(model: QuantStudent) -> nn.Module:
 def float_preprocess(model: QuantStudent) -> nn.Module | None:
     """The float preprocessing that runs before the firmware input (or None)."""
     return getattr(model, "pre", None)
+
+
+#: parameters of the QAT factories that their float twins do not take
+QUANT_ONLY_PARAMS = ("weight_bits", "act_bits", "input_bits", "layer_bits", "weight_quant", "act_signed", "bias")
+
+
+def float_twin_spec(arch: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The float architecture (and parameters) with the same layer shapes as a QAT student."""
+    if not arch.endswith("-q"):
+        return arch, dict(params)
+    return arch.removesuffix("-q"), {k: v for k, v in params.items() if k not in QUANT_ONLY_PARAMS}

@@ -25,7 +25,7 @@ from edgekd.errors import EdgekdError
 #: the marker every run directory holds from its creation on
 MARKER = ".edgekd-run"
 #: recipe sections that do not change trained weights: a resumed run may change them
-RESUMABLE_SECTIONS = ("export", "profile", "description", "reference")
+RESUMABLE_SECTIONS = ("export", "profile", "description", "reference", "search")
 
 
 class RunLock:

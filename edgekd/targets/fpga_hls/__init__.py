@@ -67,8 +67,9 @@ def float_twin(ctx: ExportContext) -> nn.Module:
     if not is_integer_firmware(ctx.model):
         return ctx.model
     from edgekd.nets import create_net
+    from edgekd.nets.quant import float_twin_spec
 
     s = next(s for s in ctx.recipe.students if s.name == ctx.name)
-    keep = {k: v for k, v in s.params.items() if k in ("channels", "kernel", "hidden", "pool")}
-    return create_net(s.arch.removesuffix("-q"), num_classes=ctx.data["num_classes"],
-                      in_channels=ctx.data["channels"], input_size=ctx.data["size"], params=keep)
+    arch, params = float_twin_spec(s.arch, s.params)
+    return create_net(arch, num_classes=ctx.data["num_classes"], in_channels=ctx.data["channels"],
+                      input_size=ctx.data["size"], params=params)
