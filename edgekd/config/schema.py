@@ -351,8 +351,9 @@ class SearchConfig(Strict):
     """``edgekd search``: the space, the fidelity ladder and how a trial trains."""
 
     families: list[SearchFamilyConfig] = Field(min_length=1)
-    target: dict[str, Any] = Field(default_factory=dict, description="the target's knobs (e.g. strategy, io_type, "
-                                   "reuse_factor); a list is a choice")
+    knobs: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per target, its knobs (e.g. "
+                                             "fpga-hls: {strategy: [Latency, Resource], reuse_factor: [1, auto]}); "
+                                             "a list is a choice")
     trials: int = Field(30, ge=1, le=10000)
     epochs: list[int] = Field(default_factory=lambda: [2, 8], min_length=1, max_length=4,
                               description="training epochs at each rung; weak trials stop after the first")
@@ -367,6 +368,15 @@ class SearchConfig(Strict):
     budget: dict[str, float | str] = Field(default_factory=dict, description="default budget (--budget overrides)")
     seed: int = 0
     profile_runs: int = Field(200, ge=10, description="timed calls per candidate on measured targets")
+
+    @field_validator("knobs")
+    @classmethod
+    def _knob_targets(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        known = ("fpga-hls", "fpga-rtl", "onnxruntime", "cpu-torch")
+        bad = [k for k in v if k not in known]
+        if bad:
+            raise ValueError(f"knobs for unknown target(s) {bad}; targets: {list(known)}")
+        return v
 
     @field_validator("epochs")
     @classmethod

@@ -127,11 +127,16 @@ def _stats_steps(model: nn.Module) -> int:
 
 @torch.no_grad()
 def calibrate_activations(model: nn.Module, images: torch.Tensor, *, batch_size: int = 64,
-                          seed: int = 0) -> int:
+                          seed: int = 0, steps: int | None = None) -> int:
     """Run Brevitas' runtime-statistics collection on ``images`` (train mode, no gradients).
 
-    Returns the number of batches run (0 when the model has no such quantizers).
+    ``steps`` shortens the quantizers' collection (Brevitas' default: 300 batches) to that
+    many batches. Returns the number of batches run (0 when the model has no such quantizers).
     """
+    if steps is not None:
+        for mod in model.modules():
+            if isinstance(getattr(mod, "collect_stats_steps", None), int) and getattr(mod, "counter", 0) == 0:
+                mod.collect_stats_steps = max(int(steps) - 1, 1)
     steps = _stats_steps(model)
     if steps == 0 or len(images) == 0:
         return 0
@@ -146,9 +151,9 @@ def calibrate_activations(model: nn.Module, images: torch.Tensor, *, batch_size:
 
 
 def init_from(dst: nn.Module, src: nn.Module, calibration_images: torch.Tensor | None = None, *,
-              where: str = "init", seed: int = 0) -> TransferReport:
+              where: str = "init", seed: int = 0, calibration_steps: int | None = None) -> TransferReport:
     """Start ``dst`` from trained ``src``: weights copied, then activation scales calibrated."""
     rep = transfer_weights(src, dst, where=where)
     if calibration_images is not None:
-        rep.calibration_batches = calibrate_activations(dst, calibration_images, seed=seed)
+        rep.calibration_batches = calibrate_activations(dst, calibration_images, seed=seed, steps=calibration_steps)
     return rep

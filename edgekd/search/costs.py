@@ -62,8 +62,8 @@ def check_target(target: str) -> None:
 
 def accepts(target: str, quantized: bool) -> str | None:
     """Why a family does not suit ``target`` (None when it does)."""
-    if target == "fpga-rtl" and not quantized:
-        return "the RTL target builds quantized (*-q) students only"
+    if target.startswith("fpga") and not quantized:
+        return "the FPGA searches take quantized (*-q) students: their firmware is checked bit for bit"
     if target in ("onnxruntime", "cpu-torch") and quantized:
         return "quantized (*-q) students are for the FPGA targets; search float families on CPU targets"
     return None

@@ -2,7 +2,7 @@
 
 A family's parameter that is a list is a choice; a mapping whose values are lists (such as
 ``layer_bits: {conv1: [4, 8], fc: [4, 8]}``) is one choice per key; anything else is fixed.
-The target's knobs (``search.target``) follow the same rule. Choices are named
+The target's knobs (``search.knobs.<target>``) follow the same rule. Choices are named
 ``f<i>.<param>`` / ``f<i>.<param>.<key>`` / ``target.<knob>``, so families never share one.
 """
 from __future__ import annotations
@@ -70,6 +70,7 @@ class SearchSpace:
         from edgekd.search.costs import accepts
 
         self.cfg = search_cfg
+        self.knobs = dict(search_cfg.knobs.get(target, {})) if target else {}
         # families the target cannot take are left out of the space (index kept stable by position)
         self.families = [f for f in search_cfg.families
                          if target is None or accepts(target, f.arch.endswith("-q")) is None]
@@ -81,7 +82,7 @@ class SearchSpace:
             i = trial.suggest_categorical("family", list(range(len(self.families))))
         fam = self.families[i]
         params = {k: _suggest(trial, f"f{i}.{k}", v) for k, v in fam.params.items()}
-        knobs = {k: _suggest(trial, f"target.{k}", v) for k, v in self.cfg.target.items()}
+        knobs = {k: _suggest(trial, f"target.{k}", v) for k, v in self.knobs.items()}
         return Candidate(fam.arch, params, knobs)
 
     def define_by_run(self, trial) -> dict[str, Any]:

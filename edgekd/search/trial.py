@@ -228,7 +228,9 @@ def _finetune(cand, ctx, target, budget, rec, fmodel, model) -> None:
     s = ctx.recipe.search
     ckpt = ctx.trials_dir / f"{cand.key}-qat.pt"
     if not ckpt.exists():
-        init_from(model, fmodel, ctx.views["train"].student, where=f"search {cand.label()}", seed=s.seed)
+        # 50 calibration batches (not Brevitas' 300): a trial's budget, measured enough for per-tensor scales
+        init_from(model, fmodel, ctx.views["train"].student, where=f"search {cand.label()}", seed=s.seed,
+                  calibration_steps=50)
     if target == "fpga-rtl":
         cost = rtl_cost(model, ctx.views["val"].student, ctx.recipe, generate=False)
         over = _over(budget, cost)
