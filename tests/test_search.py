@@ -224,6 +224,19 @@ def test_ray_tune_runs_trials_in_parallel_workers(tmp_path):
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
 
 
+def test_missing_ray_and_optuna_are_one_clear_message(monkeypatch):
+    from edgekd.errors import ToolMissingError
+    from edgekd.search import engine
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ToolMissingError, match=r"ray\[tune\] is not installed") as e:
+        engine.run_ray(None, None, "cpu-torch", Budget(), 2, workers=2, address=None, seed=0, log=print)
+    assert "--workers 1" in e.value.message
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(ToolMissingError, match="optuna is not installed"):
+        engine.finished(None)
+
+
 # ---- QAT students started from their float twins -----------------------------------------
 def test_batchnorm_folding_keeps_the_function():
     from edgekd.nets.transfer import fold_batchnorm

@@ -26,7 +26,7 @@ def _optuna():
         import optuna
     except ImportError:
         raise ToolMissingError("optuna is not installed; edgekd search samples with it", where="search",
-                               fix="pip install 'edgekd[search]'") from None
+                               fix="pip install optuna==5.0.0 (an edgekd dependency)") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
