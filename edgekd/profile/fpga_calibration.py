@@ -36,6 +36,8 @@ MIN_REGIME = 10  # held-out residuals a regime needs for its own interval
 MAGNITUDE = 30.0  # 'comparable' designs: estimates within this factor
 RIDGE = float(__import__("os").environ.get("EDGEKD_RIDGE", "10"))
 SLOPE_RIDGE = float(__import__('os').environ.get('EDGEKD_SLOPE_RIDGE', '1e6'))
+# choose per figure, by an inner leave-one-source-out, whether the correction is applied at all
+SELECT = __import__("os").environ.get("EDGEKD_FPGA_SELECT", "1") != "0"
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Fit:
     n: dict[str, int] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
     n_records: int = 0
+    corrected: dict[str, bool] = field(default_factory=dict)  # figure → correction applied (else structural as is)
 
     def predict(self, metric: str, x: float, d: Design) -> float:
         lx = math.log1p(max(x, 0.0))
@@ -137,12 +140,42 @@ def _points(recs: list[tuple[CalibrationRecord, dict[str, float]]], metric: str)
     return out
 
 
-def fit(recs: list[tuple[CalibrationRecord, dict[str, float]]]) -> Fit:
-    coef = {}
+def _inner_error(pts: list, coef: np.ndarray | None) -> list[float]:
+    """|estimate − reported| / max(reported, 1) of ``pts`` with the correction ``coef`` (None: the structural figure)."""
+    out = []
+    for x, rep, d, _, _ in pts:
+        lx = math.log1p(max(x, 0.0))
+        est = x if coef is None else math.expm1(lx + float(_row(x, d) @ coef))
+        out.append(abs(round(est) - rep) / max(rep, 1.0))
+    return out
+
+
+def _select(pts: list) -> bool:
+    """Whether the ridge correction helps on sources it was not fitted on: an inner
+    leave-one-source-out over ``pts`` only (the held-out source of the outer cross-validation
+    is never among them). The correction is kept when it lowers the median held-out error."""
+    groups = sorted({p[4].group for p in pts})
+    if len(groups) < 3:
+        return True
+    corrected, plain = [], []
+    for g in groups:
+        test = [p for p in pts if p[4].group == g]
+        coef = _fit([p[:4] for p in pts if p[4].group != g])
+        corrected += _inner_error(test, coef)
+        plain += _inner_error(test, None)
+    return float(np.median(corrected)) < float(np.median(plain))
+
+
+def fit(recs: list[tuple[CalibrationRecord, dict[str, float]]], *, select: bool = SELECT) -> Fit:
+    """Per figure, the ridge correction of the structural model, or none where an inner
+    leave-one-source-out on ``recs`` says the structural figure does better without it."""
+    coef, used = {}, {}
     for m in METRICS:
         pts = _points(recs, m)
-        coef[m] = _fit([p[:4] for p in pts])
-    return Fit(coef)
+        c = _fit([p[:4] for p in pts])
+        used[m] = (not select) or _select(pts)
+        coef[m] = c if used[m] else np.zeros_like(c)
+    return Fit(coef, corrected=used)
 
 
 @dataclass
