@@ -87,8 +87,15 @@ def test_resource_stream_conv_costs_per_window_and_tool_family():
     kw = dict(io_type="io_stream", strategy="Resource", reuse={"l0": 4}, bits=16, clock_mhz=200)
     viv = hls_model.structural(layers, family="vivado", **kw)
     vit = hls_model.structural(layers, family="vitis", **kw)
-    # 100 windows, 44 other pixels: Vivado RF + 6 and 4; Vitis 2·RF + 1 and 1.5
-    assert viv.ii == 100 * 10 + 44 * 4 and vit.ii == 100 * 9 + 44 * 1.5
+    # 100 windows, 44 other pixels: Vivado RF + 6 and 4; Vitis RF + 5 and 4
+    assert viv.ii == 100 * 10 + 44 * 4 and vit.ii == 100 * 9 + 44 * 4
+    # C synthesis cannot bound the branch: it reports every pixel short (min) to every pixel through the RF loop
+    assert viv.ii_max == 144 * 10 and vit.ii_max == 144 * 9
+    assert viv.latency_min < viv.latency < viv.latency_max
+    assert hls_model.features(viv)["latency"] == viv.latency_max and hls_model.features(viv)["ii"] == viv.ii_max
+    # at RF 1 Vitis's window costs ~2.5 and the report's min = max (no RF loop to branch into)
+    one = hls_model.structural(layers, family="vitis", **{**kw, "reuse": {"l0": 1}})
+    assert one.ii == 100 * 2.5 + 44 * 1.5 and one.latency_max is None
     strided = layers_from_spec([{"kind": "conv2d", "height": 12, "width": 12, "channels": 1, "filters": 4,
                                  "kernel": 3, "stride": 3}])
     # strides skip windows: 4×4 windows complete, the other 128 pixels only shift the line buffer
@@ -134,3 +141,16 @@ def test_bad_configuration_is_refused():
         estimate_hls(layers, HlsConfig(io_type="io_serial"), load_fpga(KU035))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="kind"):
         layers_from_spec([{"kind": "lstm"}])
+
+
+def test_data_dependent_latency_is_a_range():
+    layers = layers_from_spec([{"kind": "conv2d", "height": 16, "width": 16, "channels": 2, "filters": 4,
+                                "kernel": 3, "stride": 1}, {"kind": "dense", "n_in": 14 * 14 * 4, "n_out": 2}])
+    res = estimate_hls(layers, HlsConfig(io_type="io_stream", strategy="Resource", reuse_factor=6,
+                                         backend="Vivado"), clock_mhz=200)
+    lo, hi = res.latency_range_cycles
+    assert hi == res.latency_cycles and lo < res.latency_expected_cycles < hi
+    assert "data-dependent" in res.latency_range_text()
+    lat = estimate_hls(layers, HlsConfig(io_type="io_stream", strategy="Latency", reuse_factor=6,
+                                         backend="Vivado"), clock_mhz=200)
+    assert lat.latency_range_cycles == [] and lat.latency_range_text() == ""

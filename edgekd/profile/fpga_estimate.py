@@ -250,6 +250,18 @@ class HlsEstimate:
     coverage: float = 0.0
     structural: dict[str, float] = field(default_factory=dict)  # the uncalibrated figures
     bottleneck: str = ""
+    # where the design's latency is data-dependent (io_stream Resource convolutions: C synthesis
+    # cannot bound how many pixels take the RF loop), the [min, max] C synthesis reports;
+    # ``latency_cycles`` is its max, ``latency_expected_cycles`` the count of the actual image
+    latency_range_cycles: list[int] = field(default_factory=list)
+    latency_expected_cycles: int | None = None
+
+    def latency_range_text(self) -> str:
+        """``9,426–9,482 cycles (data-dependent)`` or '' when the latency is fixed."""
+        if not self.latency_range_cycles:
+            return ""
+        lo, hi = self.latency_range_cycles
+        return f"{lo:,}–{hi:,} cycles (data-dependent)"
 
     def upper(self) -> dict[str, float]:
         """Upper ends of the intervals (the figures 'fits the part' is judged on)."""
@@ -392,16 +404,28 @@ def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | No
     regime = cal.regime_of(layers, cfg.io_type)
     ivs = {m: fit.interval(m, figs[m], regime=regime) for m in cal.METRICS}
     lat, lat_iv = figs["latency"], ivs["latency"]
+    lat_range: list[int] = []
+    lat_expected = None
     if cfg.io_type == "io_stream" and input_arrival is not None:
         # the calibrated pace (cycles per word) through the same schedule, fed at the arrival times
-        def at(scale: float) -> float:
+        def at(scale: float) -> hls_model.Structural:
             return hls_model.structural(layers, io_type=cfg.io_type, strategy=cfg.strategy, reuse=reuse, bits=bits,
-                                        clock_mhz=clk, arrival=input_arrival, scale=scale, family=family).latency
+                                        clock_mhz=clk, arrival=input_arrival, scale=scale, family=family)
 
-        r = (1.0 + lat) / (1.0 + s.latency)
+        def reported(st: hls_model.Structural) -> float:  # what C synthesis would state: its max
+            return st.latency_max if st.latency_max is not None else st.latency
+
+        r = (1.0 + lat) / (1.0 + feats["latency"])
         lo_r, hi_r = (1.0 + lat_iv[0]) / (1.0 + lat), (1.0 + lat_iv[1]) / (1.0 + lat)
-        lat = float(round(at(r)))
-        lat_iv = (float(math.floor(at(r * lo_r))), float(math.ceil(at(r * hi_r))))
+        s_arr = at(r)
+        lat = float(round(reported(s_arr)))
+        lat_iv = (float(math.floor(reported(at(r * lo_r)))), float(math.ceil(reported(at(r * hi_r)))))
+        if s_arr.latency_min is not None:
+            lat_range, lat_expected = [int(round(s_arr.latency_min)), int(lat)], int(round(s_arr.latency))
+    elif s.latency_max is not None and s.latency_min is not None:
+        k = (1.0 + lat) / (1.0 + s.latency_max)  # the calibration's correction, applied to both bounds
+        lat_range = [int(round((1.0 + s.latency_min) * k - 1.0)), int(lat)]
+        lat_expected = int(round((1.0 + s.latency) * k - 1.0))
     bram36 = int(math.ceil(figs["bram"] / 2))
     ests = [LayerEstimate(f.name, f.kind, f.reuse_factor, int(round(f.depth)), int(round(max(f.cycles_per_word, 1)))
                           if cfg.io_type == "io_stream" else int(round(f.ii)), f.multipliers, f.first_out, f.last_out)
@@ -420,7 +444,8 @@ def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | No
         intervals={"latency_cycles": [lat_iv[0], lat_iv[1]], "ii_cycles": list(ivs["ii"]), "lut": list(ivs["lut"]),
                    "ff": list(ivs["ff"]), "dsp": list(ivs["dsp"]),
                    "bram_36k": [math.floor(ivs["bram"][0] / 2), math.ceil(ivs["bram"][1] / 2)]},
-        coverage=cal.COVERAGE, structural={k: float(v) for k, v in feats.items()}, bottleneck=s.bottleneck)
+        coverage=cal.COVERAGE, structural={k: float(v) for k, v in feats.items()}, bottleneck=s.bottleneck,
+        latency_range_cycles=lat_range, latency_expected_cycles=lat_expected)
 
 
 def _stream_schedule(layers: list[HlsLayer], ests: list[LayerEstimate],

@@ -76,6 +76,8 @@ class LayerFigures:
     first_out: float = 0.0
     last_out: float = 0.0
     delay_ns: float = 0.0
+    cpw_min: float | None = None  # io_stream: per-word cost bounds C synthesis reports (None: = cycles_per_word)
+    cpw_max: float | None = None
 
 
 @dataclass
@@ -91,6 +93,11 @@ class Structural:
     bram_18k: float
     layers: list[LayerFigures] = field(default_factory=list)
     bottleneck: str = ""
+    # C synthesis's static view where a process's pace is branch-dependent (io_stream Resource convs):
+    # ``latency``/``ii`` above are the expected run; these are what the report states as min and max
+    latency_min: float | None = None
+    latency_max: float | None = None
+    ii_max: float | None = None
 
 
 def _log2(n: int) -> int:
@@ -146,6 +153,7 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
         width = chans * ab  # one stream word: all channels of one pixel
         m = dsp = lut = ff = bram = 0.0
         depth, per_word, ii = 1.0, 1.0, 1.0
+        busy_min = busy_max = None  # io_stream: the tool's static bounds where the pace is branch-dependent
         delay = 0.0  # io_parallel combinational delay (ns) chained with the neighbours
         k = l.kernel
         if l.kind in ("conv1d", "conv2d"):
@@ -158,13 +166,19 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             tree = 1 + math.ceil(_log2(n_in) / levels)
             if stream:
                 if strat == "resource":
-                    if family == "vitis":
-                        # Vitis HLS 2023.1 (ML_FPGAonPixel per-layer reports): ~2.5 cycles a window at
-                        # RF 1, ~2·RF at RF 36–252 (the RF loop does not reach II 1), 1.5 otherwise
-                        win, other = (2.5 if rf == 1 else 2.0 * rf + 1.0), 1.5
-                    else:  # Vivado HLS 2019.2/2020.1: the RF loop plus ~6 cycles of call and pipeline fill
-                        win, other = rf + 6.0, 4.0
+                    # the pixel loop is not pipelined and ``compute_output_buffer_*`` runs the RF loop
+                    # only for pixels that complete a window: RF + 5 (Vitis) / RF + 6 (Vivado) cycles
+                    # of RF loop, call and fill; the other pixels 4. The branch depends on the pixel's
+                    # position, which the scheduler cannot bound, so C synthesis reports a min-max
+                    # range: every pixel short (min) to every pixel through the RF loop (max).
+                    win, other = (rf + 5.0 if family == "vitis" else rf + 6.0), 4.0
+                    if family == "vitis" and rf == 1:
+                        # Vitis HLS 2023.1 at RF 1 (ML_FPGAonPixel per-layer reports): ~2.5 cycles a
+                        # window, 1.5 otherwise, and min = max
+                        win, other = 2.5, 1.5
                     busy = out_px * win + max(0, in_px - out_px) * other
+                    if rf > 1:  # an RF loop to branch into
+                        busy_min, busy_max = in_px * other, in_px * win
                     depth = win
                 else:
                     # Vivado HLS reaches II = RF per pixel; Vitis HLS 2023+ does not get below ~3 on a
@@ -260,8 +274,11 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             lut += 20
             # combinational layers have no registers; pipelined ones register their outputs each stage
             ff += int(math.prod(l.out_shape)) * ab * max(depth, 0.0) * 0.5
-        figs.append(LayerFigures(l.name, l.kind, rf, int(words), float(per_word), float(depth), float(ii), int(m),
-                                 dsp, lut, ff, bram, delay_ns=delay))
+        f_ = LayerFigures(l.name, l.kind, rf, int(words), float(per_word), float(depth), float(ii), int(m),
+                          dsp, lut, ff, bram, delay_ns=delay)
+        if busy_max is not None:
+            f_.cpw_min, f_.cpw_max = busy_min / max(in_px, 1), busy_max / max(in_px, 1)
+        figs.append(f_)
     if not stream and layers:
         # hls4ml's io_parallel top level registers its whole input vector
         figs[0].ff += int(math.prod(layers[0].in_shape)) * bits
@@ -270,14 +287,32 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             for f in figs:
                 f.cycles_per_word *= scale
                 f.depth *= scale
+        lat_min = lat_max = ii_max = None
+        if any(f.cpw_max is not None for f in figs):
+            saved = [(f.cycles_per_word, f.ii) for f in figs]
+            for bound in ("cpw_min", "cpw_max"):
+                for f in figs:
+                    v = getattr(f, bound)
+                    if v is not None:
+                        f.cycles_per_word, f.ii = v * scale, v * max(f.words_in, 1)
+                lat_b, ii_b, _ = _schedule(figs, arrival)
+                if bound == "cpw_min":
+                    lat_min = lat_b
+                else:
+                    lat_max, ii_max = lat_b, ii_b
+            for f, (c, i) in zip(figs, saved):
+                f.cycles_per_word, f.ii = c, i
         latency, ii_total, bottleneck = _schedule(figs, arrival)
     else:
         latency = _parallel_latency(figs, 1000.0 / clock_mhz)
         ii_total = max((f.ii for f in figs), default=1.0)
         bottleneck = max(figs, key=lambda f: f.ii).name if figs else ""
-    return Structural(latency=latency, ii=ii_total, multipliers=sum(f.multipliers for f in figs),
-                      dsp=sum(f.dsp for f in figs), lut=sum(f.lut for f in figs), ff=sum(f.ff for f in figs),
-                      bram_18k=sum(f.bram_18k for f in figs), layers=figs, bottleneck=bottleneck)
+    out = Structural(latency=latency, ii=ii_total, multipliers=sum(f.multipliers for f in figs),
+                     dsp=sum(f.dsp for f in figs), lut=sum(f.lut for f in figs), ff=sum(f.ff for f in figs),
+                     bram_18k=sum(f.bram_18k for f in figs), layers=figs, bottleneck=bottleneck)
+    if stream and lat_max is not None:
+        out.latency_min, out.latency_max, out.ii_max = lat_min, lat_max, ii_max
+    return out
 
 
 def _parallel_latency(figs: list[LayerFigures], period_ns: float) -> float:
@@ -329,4 +364,7 @@ def _schedule(figs: list[LayerFigures], arrival: tuple[float, float] | None) -> 
 
 def features(s: Structural) -> dict[str, float]:
     """The structural figures the calibration maps to reported ones."""
-    return {"latency": s.latency, "ii": s.ii, "lut": s.lut, "ff": s.ff, "dsp": s.dsp, "bram": s.bram_18k}
+    # the corpus holds what C synthesis reports (latency_max, ii_max): its static upper bound
+    lat = s.latency_max if s.latency_max is not None else s.latency
+    ii = s.ii_max if s.ii_max is not None else s.ii
+    return {"latency": lat, "ii": ii, "lut": s.lut, "ff": s.ff, "dsp": s.dsp, "bram": s.bram_18k}
