@@ -38,6 +38,7 @@ RIDGE = float(__import__("os").environ.get("EDGEKD_RIDGE", "10"))
 SLOPE_RIDGE = float(__import__('os').environ.get('EDGEKD_SLOPE_RIDGE', '1e6'))
 # choose per figure, by an inner leave-one-source-out, whether the correction is applied at all
 SELECT = __import__("os").environ.get("EDGEKD_FPGA_SELECT", "1") != "0"
+SOURCE_WEIGHTED = __import__("os").environ.get("EDGEKD_FPGA_SOURCE_WEIGHTED", "1") != "0"
 
 
 @dataclass
@@ -103,12 +104,27 @@ def _neighbours(pts: np.ndarray, value: float, regime: str | None, exclude_group
     near = (pts[:, 0] + 1 >= (value + 1) / MAGNITUDE) & (pts[:, 0] + 1 <= (value + 1) * MAGNITUDE)
     for mask in (keep & reg & near, keep & reg, keep):
         if mask.sum() >= MIN_REGIME:
-            return pts[mask, 1]
-    return pts[keep, 1]
+            return pts[mask][:, [1, 3]]
+    return pts[keep][:, [1, 3]]
+
+
+def _quantiles(res: np.ndarray, qs: list[float]) -> np.ndarray:
+    """Quantiles of held-out residuals; with a group column (``[residual, group]`` rows) every
+    source weighs the same however many records it has: a new design comes from a new source,
+    and one large source of easy designs must not narrow everyone's interval."""
+    if res.ndim == 1 or not SOURCE_WEIGHTED:
+        return np.quantile(res if res.ndim == 1 else res[:, 0], qs)
+    r, g = res[:, 0], res[:, 1]
+    _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inv]
+    order = np.argsort(r)
+    r, w = r[order], w[order]
+    cum = (np.cumsum(w) - 0.5 * w) / w.sum()  # mid-point plotting positions
+    return np.interp(qs, cum, r)
 
 
 def _apply(value: float, res: np.ndarray, coverage: float = COVERAGE) -> tuple[float, float]:
-    lo_q, hi_q = np.quantile(res, [(1 - coverage) / 2, 1 - (1 - coverage) / 2])
+    lo_q, hi_q = _quantiles(res, [(1 - coverage) / 2, 1 - (1 - coverage) / 2])
     lv = math.log1p(max(value, 0.0))
     return (float(math.floor(max(0.0, math.expm1(lv + lo_q)))), float(math.ceil(math.expm1(lv + hi_q))))
 
