@@ -406,6 +406,7 @@ def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | No
     lat, lat_iv = figs["latency"], ivs["latency"]
     lat_range: list[int] = []
     lat_expected = None
+    expected_iv: list[float] | None = None
     if cfg.io_type == "io_stream" and input_arrival is not None:
         # the calibrated pace (cycles per word) through the same schedule, fed at the arrival times
         def at(scale: float) -> hls_model.Structural:
@@ -417,15 +418,18 @@ def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | No
 
         r = (1.0 + lat) / (1.0 + feats["latency"])
         lo_r, hi_r = (1.0 + lat_iv[0]) / (1.0 + lat), (1.0 + lat_iv[1]) / (1.0 + lat)
-        s_arr = at(r)
+        s_arr, s_lo, s_hi = at(r), at(r * lo_r), at(r * hi_r)
         lat = float(round(reported(s_arr)))
-        lat_iv = (float(math.floor(reported(at(r * lo_r)))), float(math.ceil(reported(at(r * hi_r)))))
+        lat_iv = (float(math.floor(reported(s_lo))), float(math.ceil(reported(s_hi))))
         if s_arr.latency_min is not None:
             lat_range, lat_expected = [int(round(s_arr.latency_min)), int(lat)], int(round(s_arr.latency))
+            # the run of this image: from the low end of the expected count to C synthesis's upper bound
+            expected_iv = [float(math.floor(s_lo.latency)), lat_iv[1]]
     elif s.latency_max is not None and s.latency_min is not None:
         k = (1.0 + lat) / (1.0 + s.latency_max)  # the calibration's correction, applied to both bounds
         lat_range = [int(round((1.0 + s.latency_min) * k - 1.0)), int(lat)]
         lat_expected = int(round((1.0 + s.latency) * k - 1.0))
+        expected_iv = [float(math.floor((1.0 + lat_expected) * (1.0 + lat_iv[0]) / (1.0 + lat) - 1.0)), lat_iv[1]]
     bram36 = int(math.ceil(figs["bram"] / 2))
     ests = [LayerEstimate(f.name, f.kind, f.reuse_factor, int(round(f.depth)), int(round(max(f.cycles_per_word, 1)))
                           if cfg.io_type == "io_stream" else int(round(f.ii)), f.multipliers, f.first_out, f.last_out)
@@ -443,7 +447,8 @@ def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | No
                 f"sources ({cfg.backend} HLS family); intervals = leave-one-source-out 80 % error"),
         intervals={"latency_cycles": [lat_iv[0], lat_iv[1]], "ii_cycles": list(ivs["ii"]), "lut": list(ivs["lut"]),
                    "ff": list(ivs["ff"]), "dsp": list(ivs["dsp"]),
-                   "bram_36k": [math.floor(ivs["bram"][0] / 2), math.ceil(ivs["bram"][1] / 2)]},
+                   "bram_36k": [math.floor(ivs["bram"][0] / 2), math.ceil(ivs["bram"][1] / 2)],
+                   **({"latency_expected_cycles": expected_iv} if expected_iv else {})},
         coverage=cal.COVERAGE, structural={k: float(v) for k, v in feats.items()}, bottleneck=s.bottleneck,
         latency_range_cycles=lat_range, latency_expected_cycles=lat_expected)
 
