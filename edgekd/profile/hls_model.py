@@ -295,14 +295,14 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
                     v = getattr(f, bound)
                     if v is not None:
                         f.cycles_per_word, f.ii = v * scale, v * max(f.words_in, 1)
-                lat_b, ii_b, _ = _schedule(figs, arrival)
+                lat_b, ii_b, _ = _schedule(figs, arrival, family == "vitis")
                 if bound == "cpw_min":
                     lat_min = lat_b
                 else:
                     lat_max, ii_max = lat_b, ii_b
             for f, (c, i) in zip(figs, saved):
                 f.cycles_per_word, f.ii = c, i
-        latency, ii_total, bottleneck = _schedule(figs, arrival)
+        latency, ii_total, bottleneck = _schedule(figs, arrival, family == "vitis")
     else:
         latency = _parallel_latency(figs, 1000.0 / clock_mhz)
         ii_total = max((f.ii for f in figs), default=1.0)
@@ -332,8 +332,14 @@ def _parallel_latency(figs: list[LayerFigures], period_ns: float) -> float:
     return total
 
 
-def _schedule(figs: list[LayerFigures], arrival: tuple[float, float] | None) -> tuple[float, float, str]:
-    """First/last output of each DATAFLOW process; returns (latency, II between images, bottleneck)."""
+def _schedule(figs: list[LayerFigures], arrival: tuple[float, float] | None,
+              serial_processes: bool = False) -> tuple[float, float, str]:
+    """First/last output of each DATAFLOW process; returns (latency, II between images, bottleneck).
+
+    ``serial_processes`` (Vitis HLS): hls4ml's stream functions pipeline their loops but not
+    the function itself, and Vitis HLS starts a process again only when its previous call
+    has finished, so a process's interval is at least its own latency + 1 (the Vitis reports'
+    dataflow interval = the slowest process's latency + 1; Vivado HLS overlaps calls)."""
     first, last = arrival if arrival is not None else (0.0, None)  # type: ignore[assignment]
     ii = 1.0
     bottleneck = ""
@@ -345,8 +351,9 @@ def _schedule(figs: list[LayerFigures], arrival: tuple[float, float] | None) -> 
         busy = (n - 1) * f.cycles_per_word
         if last is None:
             last = first + busy
-        if f.ii >= ii:
-            ii, bottleneck = max(f.ii, 1.0), f.name
+        f_ii = max(f.ii, busy + f.depth + 1.0) if serial_processes else f.ii
+        if f_ii >= ii:
+            ii, bottleneck = max(f_ii, 1.0), f.name
         done = max(last, first + busy)
         if f.kind == "dense":
             f.first_out = f.last_out = done + f.depth
