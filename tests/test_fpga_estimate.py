@@ -169,3 +169,28 @@ def test_vitis_stream_interval_is_the_slowest_process_latency_plus_one():
     # a vector is one stream word: Vivado HLS overlaps calls (II 1); Vitis waits for the slowest process
     assert viv.ii == 1
     assert vit.ii == max(f.depth for f in vit.layers) + 1
+
+
+def test_latency_strategy_reuse_is_bounded_by_the_multiplier_allocation():
+    from edgekd.profile import hls_model
+
+    # dense_latency asks for II = RF, but its schedule is bounded by ALLOCATION mul limit=multiplier_limit:
+    # 9 nonzero 16-bit products over ceil(36 / 16) − 27 // 16 = 2 multipliers → 5 cycles, not 16
+    assert hls_model._alloc_cycles(9, 4, 27, 16, 16, 16) == 5
+    # narrow constant products are mostly shift-adds, not multiplies: 209 nonzero 6-bit products, ~5 % of them
+    # true multiplies, over 2 multipliers → 6 cycles, not 256
+    assert hls_model._alloc_cycles(27, 16, 223, 256, 6, 16) == 6
+    layers = layers_from_spec([{"kind": "conv2d", "height": 28, "width": 28, "channels": 1, "filters": 4,
+                                "kernel": 3}])
+    layers[0].n_zeros = 27
+    s = hls_model.structural(layers, io_type="io_stream", strategy="Latency", reuse={"l0": 16}, bits=16,
+                             clock_mhz=200, family="vivado")
+    assert s.ii == 28 * 28 * 5  # one pixel per 5 cycles, not per RF = 16
+    dense = layers_from_spec([{"kind": "dense", "n_in": 64, "n_out": 32}])
+    kw = dict(io_type="io_parallel", strategy="Latency", reuse={"l0": 64}, bits=16, clock_mhz=200, family="vivado")
+    wide = hls_model.structural(dense, **kw)
+    assert wide.ii == 64 and wide.latency >= 64  # 2,048 true multiplies on 32 multipliers
+    dense[0].weight_bits = 6
+    narrow = hls_model.structural(dense, **kw)
+    assert narrow.ii == 64 and narrow.latency < 16  # issued every RF cycles, but done well before
+

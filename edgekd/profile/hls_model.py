@@ -115,6 +115,17 @@ def _dsp_share(bits: int) -> float:
     return 0.05
 
 
+def _alloc_cycles(n_in: int, n_out: int, n_zeros: int, rf: int, wb: int, ab: int) -> float:
+    """Latency strategy with RF > 1: ``dense_latency`` asks for PIPELINE II=RF but what bounds its
+    schedule is ``ALLOCATION operation instances=mul limit=multiplier_limit`` (hls4ml's
+    ``ceil(n_in·n_out / RF) − n_zeros / RF``): the true multiplies (the DSP-bound share of the
+    nonzero products; narrow constant products become shift-adds, no ``mul``) spread over
+    ``ceil(multiplies / limit)`` cycles."""
+    limit = max(1, math.ceil(n_in * n_out / rf) - n_zeros // rf)
+    share = _dsp_share(min(wb, ab) if min(wb, ab) < 11 else max(wb, ab))
+    return float(max(1, math.ceil((n_in * n_out - n_zeros) * share / limit)))
+
+
 def _fifo_bram(words: int, width_bits: int) -> float:
     """18K BRAMs for one FIFO of ``words`` × ``width_bits`` (short FIFOs become SRLs)."""
     if words <= 32 or words * width_bits <= 1024:
@@ -184,13 +195,19 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
                     # Vivado HLS reaches II = RF per pixel; Vitis HLS 2023+ does not get below ~3 on a
                     # (non-depthwise) Latency stream conv (seanlipps/ECE226_CoDesign, 2024.1: 390 cycles
                     # for 130 pixels; hls4ml's depthwise kernel still reaches 1)
-                    px = max(rf, 3) if family == "vitis" and not depthwise else rf
+                    px = _alloc_cycles(n_in, n_out, l.n_zeros, rf, wb, ab) if rf > 1 else rf
+                    px = max(px, 3) if family == "vitis" and not depthwise else px
                     busy = in_px * px
                     depth = tree + 2
                 per_word = busy / max(in_px, 1)
                 ii = busy
                 if l.kind == "conv2d" and k > 1 and l.in_shape[1] * ab > 1024:
                     bram += (k - 1) * chans  # ap_shift_reg line buffers, partitioned by channel
+            elif (l.implementation or "") == "pointwise" and strat == "latency":
+                # pointwise_conv_*_latency_cl: every output pixel in one pipelined call (II = RF),
+                # its multiplies spread over the allocation limit like a dense layer's
+                c = _alloc_cycles(n_in * out_px, n_out, l.n_zeros * out_px, rf, wb, ab) if rf > 1 else 1.0
+                ii, depth = float(rf), c + tree
             else:
                 ii = out_px * rf
                 depth = ii + tree
@@ -208,7 +225,9 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
                 if rf >= 4:
                     bram += math.ceil(m * wb / 36) * math.ceil(rf / 1024)
             elif rf > 1:
-                depth, ii = rf + tree, rf  # the unrolled tree is kept, issued RF times
+                # the unrolled tree is kept, issued every RF cycles; its multiplies spread over the allocation
+                c = _alloc_cycles(n_in, n_out, l.n_zeros, rf, wb, ab)
+                depth, ii = c + tree, rf
                 delay = 0.0
             else:
                 depth, ii = (tree + 1 if n_in > 1 else 0), 1
