@@ -194,3 +194,15 @@ def test_latency_strategy_reuse_is_bounded_by_the_multiplier_allocation():
     narrow = hls_model.structural(dense, **kw)
     assert narrow.ii == 64 and narrow.latency < 16  # issued every RF cycles, but done well before
 
+
+
+def test_io_parallel_layers_chain_within_a_slow_clock_period():
+    from edgekd.profile import hls_model
+
+    layers = layers_from_spec([{"kind": "dense", "n_in": 53, "n_out": 24}, {"kind": "act", "n": 24},
+                               {"kind": "dense", "n_in": 24, "n_out": 12}, {"kind": "act", "n": 12},
+                               {"kind": "dense", "n_in": 12, "n_out": 1}])
+    kw = dict(io_type="io_parallel", strategy="Latency", reuse={}, bits=16, family="vitis")
+    fast = hls_model.structural(layers, clock_mhz=200, **kw)  # 5 ns: each dense layer is registered on its own
+    slow = hls_model.structural(layers, clock_mhz=40, **kw)  # 25 ns: the whole chain fits about one period
+    assert fast.latency >= 3 and slow.latency <= 1

@@ -335,20 +335,24 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
 
 
 def _parallel_latency(figs: list[LayerFigures], period_ns: float) -> float:
-    """io_parallel: each dense layer registers its output (ceil of its multiply + adder-tree delay
-    over the usable period; a single-input layer is one constant multiply and stays combinational);
-    ReLU, batch norm, pooling and padding fold into their neighbours; lookup tables, softmax,
+    """io_parallel: hls4ml inlines the layers into one pipeline, so the tool chains their logic.
+    A dense layer whose multiply + adder-tree delay exceeds the usable period is registered on
+    its own (ceil of delay over period); layers that fit in a period (dense layers at a slow
+    clock, ReLU, batch norm, pooling, padding) chain with their neighbours and cost a register
+    only each time the chained delay fills a period (floor); lookup tables, softmax,
     convolutions and RF > 1 / Resource layers add their own cycles."""
     budget = USABLE * period_ns
-    total = 0.0
+    total, chain = 0.0, 0.0
     for f in figs:
-        if f.kind == "dense" and f.delay_ns > 0:
-            total += math.ceil(f.delay_ns / budget) if f.delay_ns > MUL_NS else 0
-        elif f.delay_ns > 0 and f.depth <= 1:
-            continue  # folded into the neighbouring layer's cycle
+        if f.kind == "dense" and f.delay_ns >= budget:
+            total += math.floor(chain / budget) + math.ceil(f.delay_ns / budget)
+            chain = 0.0
+        elif f.delay_ns > 0 and (f.kind == "dense" or f.depth <= 1):
+            chain += f.delay_ns
         else:
-            total += f.depth
-    return total
+            total += (math.floor(chain / budget) if chain > MUL_NS else 0) + f.depth
+            chain = 0.0
+    return total + (math.floor(chain / budget) if chain > MUL_NS else 0)
 
 
 def _schedule(figs: list[LayerFigures], arrival: tuple[float, float] | None,
