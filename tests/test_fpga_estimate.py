@@ -206,3 +206,18 @@ def test_io_parallel_layers_chain_within_a_slow_clock_period():
     fast = hls_model.structural(layers, clock_mhz=200, **kw)  # 5 ns: each dense layer is registered on its own
     slow = hls_model.structural(layers, clock_mhz=40, **kw)  # 25 ns: the whole chain fits about one period
     assert fast.latency >= 3 and slow.latency <= 1
+
+
+def test_latency_strategy_keeps_its_adder_tree_when_reusing_multipliers():
+    from edgekd.profile import hls_model
+
+    layers = layers_from_spec([{"kind": "dense", "n_in": 64, "n_out": 32}])
+    kw = dict(io_type="io_parallel", bits=16, clock_mhz=200, family="vivado")
+    lat1 = hls_model.structural(layers, strategy="Latency", reuse={"l0": 1}, **kw)
+    lat8 = hls_model.structural(layers, strategy="Latency", reuse={"l0": 8}, **kw)
+    res8 = hls_model.structural(layers, strategy="Resource", reuse={"l0": 8}, **kw)
+    assert lat8.dsp == lat1.dsp / 8
+    # the unrolled Accum loops keep all 2,048 adders, and the shared multipliers need operand muxes
+    assert lat8.lut > lat1.lut
+    # the Resource strategy accumulates per multiplier: far fewer LUTs at the same reuse
+    assert res8.lut < lat8.lut / 2

@@ -282,6 +282,16 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             acc = wb + ab
             # the adder tree (one accumulator-wide adder per product) plus LUT multipliers
             lut += m * acc * 1.0 + m * (1 - share) * (0.5 * wb * ab)
+            if rf > 1:
+                if strat != "resource":
+                    # Latency strategy: the Accum loops stay fully unrolled, so the whole adder tree is kept
+                    # however few multipliers the allocation leaves; both operands of each allocated
+                    # multiplier are multiplexed from RF sources (an RF:1 mux ≈ (RF − 1)/3 LUT6 a bit)
+                    lut += m * (rf - 1) * acc * 1.0 + m * (wb + ab) * (rf - 1) / 3.0
+                else:
+                    # Resource strategy: the data operand is multiplexed, the weights read from a
+                    # reshaped array (a LUT ROM of depth RF, 64 deep per LUT6)
+                    lut += m * ab * (rf - 1) / 3.0 + m * wb * math.ceil(rf / 64)
             ff += m * acc * (0.6 if (stream or strat == "resource" or rf > 1) else 0.1)
         if stream:
             out_words = 1 if l.kind == "dense" else int(math.prod(l.out_shape[:-1])) if len(l.out_shape) > 1 else 1
