@@ -49,3 +49,12 @@ def test_cross_validation_never_sees_the_held_out_source():
     assert all(r.abs_rel_error > 0.5 for r in odd)
     assert len(res["lut"]) == len(rows) // len(cal.METRICS)
     assert np.all(np.isfinite(res["lut"])) and math.isfinite(rows[0].lo)
+
+
+def test_intervals_weight_sources_equally_and_widen_for_few_sources():
+    # one large source of exact designs and three small ones off by ×2: the interval must reach ×2
+    res = np.array([[0.0, 1.0]] * 60 + [[math.log(2.0), g] for g in (2.0, 3.0, 4.0)])
+    lo, hi = cal._quantiles(res, [0.1, 0.9])
+    assert hi >= math.log(2.0) - 1e-9 and lo <= 0.0
+    plain = np.quantile(res[:, 0], [0.1, 0.9])
+    assert plain[1] == 0.0  # unweighted, the 60 exact designs would hide the others

@@ -110,12 +110,17 @@ def _neighbours(pts: np.ndarray, value: float, regime: str | None, exclude_group
 
 def _quantiles(res: np.ndarray, qs: list[float]) -> np.ndarray:
     """Quantiles of held-out residuals; with a group column (``[residual, group]`` rows) every
-    source weighs the same however many records it has: a new design comes from a new source,
-    and one large source of easy designs must not narrow everyone's interval."""
+    source weighs the same however many records it has — a new design comes from a new source,
+    and one large source of easy designs must not narrow everyone's interval — and the levels
+    are widened for the number of sources."""
     if res.ndim == 1 or not SOURCE_WEIGHTED:
         return np.quantile(res if res.ndim == 1 else res[:, 0], qs)
     r, g = res[:, 0], res[:, 1]
     _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
+    # the sources are the exchangeable units: with n of them, widen the levels by (n + 1) / n
+    # (the split-conformal finite-sample correction), or a handful of sources under-covers
+    n = len(counts)
+    qs = [min(1.0, max(0.0, 0.5 + (q - 0.5) * (n + 1) / n)) for q in qs]
     w = 1.0 / counts[inv]
     order = np.argsort(r)
     r, w = r[order], w[order]
