@@ -221,3 +221,18 @@ def test_latency_strategy_keeps_its_adder_tree_when_reusing_multipliers():
     assert lat8.lut > lat1.lut
     # the Resource strategy accumulates per multiplier: far fewer LUTs at the same reuse
     assert res8.lut < lat8.lut / 2
+
+
+def test_stream_fifos_map_to_bram_by_aspect_ratio_and_tool():
+    from edgekd.profile import hls_model
+
+    # 676 words of 16 bits: one 18K BRAM as 1K×18; 676 × 64 bits: four of them; short FIFOs are SRLs
+    assert hls_model._fifo_bram(676, 16) == 1 and hls_model._fifo_bram(676, 64) == 4
+    assert hls_model._fifo_bram(16, 1024) == 0 and hls_model._fifo_bram(300, 36) == 1
+    layers = layers_from_spec([{"kind": "conv2d", "height": 22, "width": 22, "channels": 1, "filters": 3,
+                                "kernel": 3}])
+    kw = dict(io_type="io_stream", strategy="Latency", reuse={}, bits=16, clock_mhz=200)
+    # 400 output words of 3 × 16 bits. Vivado HLS: one FIFO per channel, 3 BRAMs; Vitis HLS packs the word
+    # into one 48-bit FIFO: 512×36 → 2 BRAMs
+    assert hls_model.structural(layers, family="vivado", **kw).bram_18k == 3
+    assert hls_model.structural(layers, family="vitis", **kw).bram_18k == 2

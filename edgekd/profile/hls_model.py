@@ -130,7 +130,11 @@ def _fifo_bram(words: int, width_bits: int) -> float:
     """18K BRAMs for one FIFO of ``words`` × ``width_bits`` (short FIFOs become SRLs)."""
     if words <= 32 or words * width_bits <= 1024:
         return 0.0
-    return math.ceil(width_bits / 36) * math.ceil(words / 512)
+    # an 18K BRAM is 512×36, 1K×18, 2K×9, 4K×4, 8K×2 or 16K×1
+    for depth, width in ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)):
+        if words <= depth:
+            return float(math.ceil(width_bits / width))
+    return float(width_bits * math.ceil(words / 16384))
 
 
 def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[str, int], bits: int,
@@ -296,7 +300,12 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
         if stream:
             out_words = 1 if l.kind == "dense" else int(math.prod(l.out_shape[:-1])) if len(l.out_shape) > 1 else 1
             out_width = (l.out_shape[-1]) * ab
-            bram += _fifo_bram(out_words, out_width)
+            if family != "vitis":
+                # Vivado HLS: an nnet::array stream is one FIFO per channel (layerN_out_V_data_K_V in
+                # its reports), each mapped on its own
+                bram += l.out_shape[-1] * _fifo_bram(out_words, ab)
+            else:  # Vitis HLS packs the whole word into one FIFO
+                bram += _fifo_bram(out_words, out_width)
             lut += 300 + 1.0 * out_width
             ff += 200 + 2.0 * out_width
         else:
