@@ -236,3 +236,14 @@ def test_stream_fifos_map_to_bram_by_aspect_ratio_and_tool():
     # into one 48-bit FIFO: 512×36 → 2 BRAMs
     assert hls_model.structural(layers, family="vivado", **kw).bram_18k == 3
     assert hls_model.structural(layers, family="vitis", **kw).bram_18k == 2
+
+
+def test_a_combinational_design_has_no_pipeline_registers():
+    from edgekd.profile import hls_model
+
+    layers = layers_from_spec([{"kind": "dense", "n_in": 1, "n_out": 64}, {"kind": "act", "n": 64}])
+    kw = dict(io_type="io_parallel", strategy="Latency", reuse={}, bits=16, family="vivado")
+    s = hls_model.structural(layers, clock_mhz=200, **kw)
+    assert s.latency == 0 and s.ff == 16  # hls4ml's CI reports 18 FF: the registered input only
+    deep = hls_model.structural(layers_from_spec([{"kind": "dense", "n_in": 64, "n_out": 64}]), clock_mhz=200, **kw)
+    assert deep.latency >= 1 and deep.ff > 64 * 16

@@ -150,6 +150,7 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
     levels = max(1, round(4 * (1000.0 / clock_mhz) / 5.0))  # adder levels a cycle (4 at 5 ns)
     figs: list[LayerFigures] = []
     words_next: int | None = None  # stream words of the next layer's input (None: its pixels)
+    pipe_ff = 0.0  # io_parallel: the multipliers' pipeline registers
     prev_out: tuple[int, ...] = ()
     for l in layers:
         if stream and l.kind == "dense" and words_next is None and len(prev_out) > 1:
@@ -296,7 +297,9 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
                     # Resource strategy: the data operand is multiplexed, the weights read from a
                     # reshaped array (a LUT ROM of depth RF, 64 deep per LUT6)
                     lut += m * ab * (rf - 1) / 3.0 + m * wb * math.ceil(rf / 64)
-            ff += m * acc * (0.6 if (stream or strat == "resource" or rf > 1) else 0.1)
+            ff_mult = m * acc * (0.6 if (stream or strat == "resource" or rf > 1) else 0.1)
+            ff += ff_mult
+            pipe_ff += ff_mult if not stream else 0.0
         if stream:
             out_words = 1 if l.kind == "dense" else int(math.prod(l.out_shape[:-1])) if len(l.out_shape) > 1 else 1
             out_width = (l.out_shape[-1]) * ab
@@ -346,6 +349,8 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
         latency, ii_total, bottleneck = _schedule(figs, arrival, family == "vitis")
     else:
         latency = _parallel_latency(figs, 1000.0 / clock_mhz)
+        if latency < 1 and figs:
+            figs[0].ff -= pipe_ff  # a combinational design has no pipeline registers, only its input's
         ii_total = max((f.ii for f in figs), default=1.0)
         bottleneck = max(figs, key=lambda f: f.ii).name if figs else ""
     out = Structural(latency=latency, ii=ii_total, multipliers=sum(f.multipliers for f in figs),
