@@ -83,6 +83,24 @@ def study_student() -> list[dict]:
     return out
 
 
+def source_weighted(rows) -> dict:
+    """Median, p90 and coverage with every source weighing the same (hls4ml's 60 CI designs count as one)."""
+    import numpy as np
+
+    if not rows:
+        return {"n": 0}
+    count: dict[str, int] = {}
+    for r in rows:
+        count[r.group] = count.get(r.group, 0) + 1
+    e = np.array([r.abs_rel_error for r in rows])
+    w = np.array([1.0 / count[r.group] for r in rows])
+    order = np.argsort(e)
+    cum = (np.cumsum(w[order]) - 0.5 * w[order]) / w.sum()
+    q = lambda x: float(np.interp(x, cum, e[order]))  # noqa: E731
+    return {"n": len(rows), "sources": len(count), "median": q(0.5), "p90": q(0.9),
+            "coverage": float(sum(wi for r, wi in zip(rows, w) if r.inside) / w.sum())}
+
+
 def stats(errs: list[float]) -> dict:
     import numpy as np
 
@@ -139,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                     for m in cal.METRICS} for s in SPLITS},
         "old": {s: {m: stats(old[s][m]) for m in cal.METRICS} for s in SPLITS},
         "per_source": {g: {m: stats(v) for m, v in d.items()} for g, d in per_source.items()},
+        "source_weighted": {m: source_weighted([row for row in rows if row.metric == m]) for m in cal.METRICS},
         "rows": [dict(vars(r), abs_rel_error=r.abs_rel_error, inside=r.inside) for r in rows],
         "old_rows": old_rows,
         "seconds": time.perf_counter() - t0,
@@ -184,7 +203,8 @@ def render(r: dict, by_id: dict) -> str:
          "stream convolutions), C synthesis states a min–max range and the estimate carries both "
          "(`latency_range_cycles`). Error = |estimate − reported| / max(reported, 1); *in 80 %* = share of "
          "held-out reports inside the stated 80 % interval (quantiles of the other sources' held-out residuals, "
-         "every source weighted equally). Targets (issue 14): latency and II median ≤ 15 %, p90 ≤ 35 %; "
+         "every source weighted equally). The per-record figures are dominated by hls4ml's 60 small CI designs; "
+         "the rows *each source weighted equally* are the fairer figure for a design from a new source. Targets (issue 14): latency and II median ≤ 15 %, p90 ≤ 35 %; "
          "LUT, DSP, BRAM median ≤ 30 %; FF median ≤ 40 %.", ""]
     L += ["| figure | split | n | new median | new p90 | in 80 % | old median | old p90 | target met |",
           "|---|---|---|---|---|---|---|---|---|"]
@@ -199,6 +219,13 @@ def render(r: dict, by_id: dict) -> str:
             L.append(f"| {NAMES[m]} | {s} | {n['n']} | {_pct(n['median'])} | {_pct(n['p90'])} | "
                      f"{_pct(n.get('coverage'))} | {_pct(o.get('median'))} | {_pct(o.get('p90'))} | "
                      f"{'yes' if met else '**no**'} |")
+            if s == "all" and r.get("source_weighted", {}).get(m, {}).get("n"):
+                w = r["source_weighted"][m]
+                tmed, tp90 = TARGETS[m]
+                met = w["median"] <= tmed and (tp90 is None or w["p90"] <= tp90)
+                L.append(f"| {NAMES[m]} | all, each of the {w['sources']} sources weighted equally | {w['n']} | "
+                         f"{_pct(w['median'])} | {_pct(w['p90'])} | {_pct(w['coverage'])} | | | "
+                         f"{'yes' if met else '**no**'} |")
     L += ["", "Held-out latency error by source (median / p90, new model):", ""]
     L += ["| source | records | latency median | latency p90 | DSP median | LUT median |", "|---|---|---|---|---|---|"]
     for g, d in sorted(r["per_source"].items()):
@@ -258,7 +285,10 @@ def render(r: dict, by_id: dict) -> str:
           "ML_FPGAonPixel; Vitis Latency floor of 3 cycles a pixel, ECE226_CoDesign; narrow variable multiplies in "
           "DSPs, PokerML).",
           "",
-          "Where it is still worse than the targets, and why: latency p90 — most misses are designs of 0–7 cycles "
+          "Where it is still worse than the targets, and why: weighted by source, latency (median 17 %) and DSP "
+          "(42 %) miss their targets too — several single-design sources sit on a miss of their own (DSP: "
+          "thaarres/dnd_hls4ml and Brainz22 report 0 DSPs for 6–8-bit weights where the model binds some; the tool's "
+          "choice depends on the weight values); latency p90 — most misses are designs of 0–7 cycles "
           "where one cycle is 15–100 % (whether the tool registers a chain that nearly fills a period is not "
           "predictable from a delay model: the 40 MHz MLPs of ML_FPGAonPixel are 0 or 1 cycle), Vivado HLS 2020.1 "
           "'same'-padded average pooling divides by the count of valid pixels (a ~21-cycle divider Vitis folds "
