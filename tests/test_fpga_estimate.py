@@ -154,6 +154,7 @@ def test_data_dependent_latency_is_a_range():
     lo, hi = res.latency_range_cycles
     assert hi == res.latency_cycles and lo < res.latency_expected_cycles < hi
     assert "data-dependent" in res.latency_range_text()
+    assert latency_result(res).details["latency_range_cycles"] == [lo, hi]
     lat = estimate_hls(layers, HlsConfig(io_type="io_stream", strategy="Latency", reuse_factor=6,
                                          backend="Vivado"), clock_mhz=200)
     assert lat.latency_range_cycles == [] and lat.latency_range_text() == ""

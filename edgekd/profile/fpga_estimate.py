@@ -531,7 +531,9 @@ def latency_result(est: HlsEstimate) -> LatencyResult:
                  "io_type": est.io_type, "strategy": est.strategy, "part": est.part,
                  "resources": {"lut": est.lut, "ff": est.ff, "dsp": est.dsp, "bram_36k": est.bram_36k},
                  "percent": est.percent(), "reference_error": est.reference_error,
-                 "intervals": est.intervals, "coverage": est.coverage})
+                 "intervals": est.intervals, "coverage": est.coverage,
+                 **({"latency_range_cycles": est.latency_range_cycles,
+                     "latency_expected_cycles": est.latency_expected_cycles} if est.latency_range_cycles else {})})
 
 
 # ---- error against published results ----------------------------------------------------
