@@ -11,9 +11,15 @@ convolutional. The nine coefficients per figure are a ridge fit that
 shrinks towards "the structural model is right" (all zero), weighted so that every
 source counts about the same however many records it has.
 
+A figure gets the correction only where an inner leave-one-source-out on the training
+sources says it beats the structural figure (:func:`fit`, ``Fit.corrected``); on this
+corpus that is FF only.
+
 The error is measured by leave-one-source-out cross-validation (:func:`cross_validate`):
 the fit never sees the held-out repository or paper. The 10th–90th percentile of the
-held-out log residuals gives every estimate an 80 % interval (:func:`estimate`).
+held-out log residuals of comparable designs from the other sources — every source
+weighted equally, the levels widened by (n + 1)/n over n sources — gives every estimate
+an 80 % interval (:meth:`Fit.interval`).
 """
 from __future__ import annotations
 

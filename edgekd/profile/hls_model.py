@@ -8,15 +8,18 @@ HLS tool gets from these schedules, how it maps multipliers and FIFOs) are left 
 and states the error left over.
 
 io_stream (every layer a DATAFLOW process, FIFOs between them)
-  * conv, Latency strategy: ``conv_2d_buffer_cl`` pipelines its pixel loop at
-    ``II = reuse_factor``: one input pixel per RF cycles with Vivado HLS; Vitis HLS 2023+
-    does not get below about 3 cycles a pixel (depthwise kernels excepted).
+  * conv, Latency strategy: ``conv_2d_buffer_cl`` asks for ``II = reuse_factor`` on its
+    pixel loop, but at RF > 1 what bounds it is ``dense_latency``'s ``ALLOCATION mul
+    limit=multiplier_limit``: the true multiplies (the DSP-bound share of the nonzero
+    products) over that limit; Vitis HLS 2023+ does not get below about 3 cycles a pixel
+    (depthwise kernels excepted).
   * conv, Resource strategy: the pixel loop is *not* pipelined (no PIPELINE pragma for
     Resource in ``conv_2d_buffer_cl``); ``compute_output_buffer_2d`` is INLINE OFF and
     runs the ``dense_resource`` RF loop only for pixels that complete a window (strides
-    skip windows). Vivado HLS: those cost ``RF + 6`` cycles, the others ``4``; Vitis HLS
-    2023.1 reports show ``2.5`` at RF 1 and about ``2·RF`` at RF 36–252, ``1.5`` for the
-    others (the only Vitis Resource stream convolutions in the corpus: ML_FPGAonPixel).
+    skip windows): ``RF + 5`` (Vitis) / ``RF + 6`` (Vivado) cycles, the others ``4``
+    (Vitis at RF 1: ``2.5`` and ``1.5``). The branch depends on the pixel's position,
+    which the scheduler cannot bound: C synthesis reports a data-dependent min–max (every
+    pixel short / every pixel through the RF loop), and the corpus holds that max.
   * dense (``nnet_dense_stream.h``): reads its input words at one per cycle (after a
     Flatten: one word per pixel of the flattened image), then runs the dense block
     (Latency: adder-tree depth, Resource: RF + depth) and writes **one word** (the whole
@@ -24,11 +27,14 @@ io_stream (every layer a DATAFLOW process, FIFOs between them)
   * pooling, activations, padding, resize: one word per cycle; tables (sigmoid, tanh,
     ELU, softmax) a few cycles of depth.
   * the design latency is the time the last result leaves a schedule of first/last word
-    times through the chain; the II between images is the busiest process.
+    times through the chain; the II between images is the busiest process (Vitis HLS: at
+    least the slowest process's own latency + 1, as it restarts a process only when done).
 
 io_parallel (each layer one pipelined function, called in sequence)
-  * dense, Latency strategy, RF 1: ``ceil(log2(n_in)/4)`` adder levels → about one
-    cycle a layer at 200 MHz; RF > 1 keeps the unrolled tree with ``II = RF``.
+  * dense, Latency strategy, RF 1: multiply + adder-tree delay per layer; layers that fit a
+    clock period chain with their neighbours (a register each time a period fills), longer
+    ones are registered on their own. RF > 1 keeps the unrolled tree, issued every RF
+    cycles, its multiplies spread over the allocation limit.
   * dense, Resource: the RF loop: ``RF + 3`` cycles, II = RF.
   * conv (``conv_2d_latency_cl`` / ``conv_2d_resource_cl``): output pixels one after
     another through one kernel: ``II ≈ out_pixels × RF``.
@@ -37,11 +43,14 @@ io_parallel (each layer one pipelined function, called in sequence)
 Resources
   * multipliers: ``ceil(n_in·n_out·(1 − sparsity) / RF)`` per dense block (one block per
     conv layer); DSPs from the multiplier width (below 10 bits most land in LUTs).
-  * BRAM (18K): io_stream FIFOs (hls4ml sizes each to its tensor), conv line buffers,
+  * BRAM (18K): io_stream FIFOs (hls4ml sizes each to its tensor; by BRAM aspect ratio,
+    one FIFO per channel in Vivado HLS, one packed FIFO in Vitis HLS), conv line buffers,
     Resource-strategy weights with RF ≥ 4, lookup tables of table activations (one
     18K per two parallel lookups).
-  * LUT / FF: multiplier and accumulator logic, per-element logic of the parallel
-    activations, per-process control.
+  * LUT / FF: multiplier and accumulator logic (at RF > 1: the Latency strategy's whole
+    adder tree and operand multiplexers, the Resource strategy's data multiplexer and
+    weight ROM), per-element logic of the parallel activations, per-process control and
+    FIFO registers; a design scheduled in 0 cycles has no pipeline registers.
 """
 from __future__ import annotations
 
