@@ -62,3 +62,22 @@ def test_target_without_pixel_bus_is_refused(study_layers):
         parallel_first_pixel(10, 1, t)
     with pytest.raises(ConfigError, match="io_stream"):
         stream_first_pixel(study_layers, HlsConfig(io_type="io_parallel"), load_fpga(KU035))
+
+
+def test_reuse_search_reaches_large_factors_and_data_dependent_runs(study_layers):
+    from edgekd.profile.first_pixel import fastest_fitting_reuse
+    from edgekd.profile.fpga_estimate import valid_reuse_factor
+
+    t = load_fpga(KU035)
+    cfg = HlsConfig(io_type="io_stream", strategy="Resource", backend="Vitis", clock_mhz=t.clock_mhz)
+    rfs = fastest_fitting_reuse(study_layers, cfg, t)
+    smallest = [r for r in range(1, 40) if valid_reuse_factor(1600, 2, r)][:6]
+    # the dense head runs once per image: it trades DSPs for a few cycles beyond the six smallest factors
+    assert rfs["7"] > max(smallest) and rfs["0"] == 1
+    cfg.layer_reuse = rfs
+    res, est = stream_first_pixel(study_layers, cfg, t)
+    lo_c, hi_c = res.details["csynth_latency_range_us"]
+    lo, hi = res.details["first_pixel_to_decision_interval_us"]
+    # Resource convs: the image's own run lies inside C synthesis's data-dependent range, whose top the interval covers
+    assert lo_c < res.first_pixel_to_decision_us < hi_c and lo <= res.first_pixel_to_decision_us and hi >= hi_c
+    assert est.latency_cycles == est.latency_range_cycles[1]

@@ -34,3 +34,37 @@ def test_io_parallel_has_no_first_pixel_stream_model():
     lo, hi = fig.intervals["latency_cycles"]
     assert lo <= fig.latency_cycles <= hi and fig.coverage == 0.8
     assert "[" in fig.interval_text("latency_cycles", unit="cycles") and "80 %" in fig.interval_text("lut")
+
+
+def test_fpga_plot_draws_every_interval_as_error_bars(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from edgekd.report import plots
+
+    m = create_net("cellsort-cnn", num_classes=2, in_channels=1, input_size=48)
+    fig, _ = hls_figures(m, "cnn", (1, 48, 48), HlsExportConfig(strategy="Resource", reuse_factor=8), 16)
+    row = fig.to_dict()
+    seen = {"errorbar": [], "bar": []}
+    orig_eb, orig_bar = matplotlib.axes.Axes.errorbar, matplotlib.axes.Axes.bar
+
+    def eb(self, x, y, yerr=None, **kw):
+        seen["errorbar"].append((list(y), yerr))
+        return orig_eb(self, x, y, yerr=yerr, **kw)
+
+    def bar(self, x, h, width=0.8, yerr=None, **kw):
+        seen["bar"].append((list(h), yerr))
+        return orig_bar(self, x, h, width=width, yerr=yerr, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", eb)
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar", bar)
+    out = plots.fpga_figures([row], tmp_path / "fpga.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    (y, (lo, hi)), *rest = seen["errorbar"]
+    iv = row["intervals"]["latency_us"]
+    assert y == [row["latency_us"]] and lo[0] == row["latency_us"] - iv[0] and hi[0] == iv[1] - row["latency_us"]
+    assert rest, "first pixel → decision is drawn with its interval too"
+    # one bar series per resource, each whisker spanning its interval as % of the part
+    assert len(seen["bar"]) == 4
+    (pct, (plo, phi)) = seen["bar"][2]  # DSP
+    v, (dlo, dhi) = row["resources"]["dsp"], row["intervals"]["dsp"]
+    assert abs(pct[0] - plo[0] - pct[0] * dlo / v) < 1e-6 and abs(pct[0] + phi[0] - pct[0] * dhi / v) < 1e-6

@@ -80,3 +80,14 @@ def test_vivado_utilization_parser(tmp_path):
     p = tmp_path / "u.rpt"
     p.write_text(UTIL)
     assert parse_vivado_utilization(p) == {"lut": 2500, "ff": 800, "dsp": 60, "bram_36k": 1}
+
+
+def test_side_by_side_shows_a_data_dependent_estimate_as_a_range():
+    from edgekd.export.vendor_reports import SynthReport
+    from edgekd.profile.fpga_reports import side_by_side
+
+    fig = {"latency_cycles": 9482, "ii_cycles": 9409, "resources": {"lut": 1, "ff": 1, "dsp": 1, "bram_36k": 1},
+           "intervals": {"latency_cycles": [8000, 12000]}, "details": {"latency_range_cycles": [4700, 9482]}}
+    rep = SynthReport(path="x", latency_min=9426, latency_max=9482, interval_min=4705, interval_max=9409)
+    label, est, got, inside = side_by_side(fig, rep, {})[0]
+    assert est == "4,700–9,482 [8,000–12,000]" and got == "9,426–9,482" and inside == "yes"

@@ -75,11 +75,30 @@ def study_student() -> list[dict]:
         old = estimate_hls_v0(layers, cfg, target)
         out.append({"strategy": strat, "reuse": cfg.layer_reuse, "first_pixel_us": fp.first_pixel_to_decision_us,
                     "first_pixel_interval_us": fp.details["first_pixel_to_decision_interval_us"],
+                    "csynth_range_us": fp.details.get("csynth_latency_range_us"),
                     "latency": est.interval_text("latency_cycles", "cycles"), "ii": est.interval_text("ii_cycles"),
                     "dsp": est.interval_text("dsp"), "lut": est.interval_text("lut"),
                     "bram_36k": est.interval_text("bram_36k"), "percent_upper": est.percent_upper(),
                     "fits": est.fits(), "old_latency_cycles": old.latency_cycles, "old_dsp": old.dsp})
     return out
+
+
+def source_weighted(rows) -> dict:
+    """Median, p90 and coverage with every source weighing the same (hls4ml's 60 CI designs count as one)."""
+    import numpy as np
+
+    if not rows:
+        return {"n": 0}
+    count: dict[str, int] = {}
+    for r in rows:
+        count[r.group] = count.get(r.group, 0) + 1
+    e = np.array([r.abs_rel_error for r in rows])
+    w = np.array([1.0 / count[r.group] for r in rows])
+    order = np.argsort(e)
+    cum = (np.cumsum(w[order]) - 0.5 * w[order]) / w.sum()
+    q = lambda x: float(np.interp(x, cum, e[order]))  # noqa: E731
+    return {"n": len(rows), "sources": len(count), "median": q(0.5), "p90": q(0.9),
+            "coverage": float(sum(wi for r, wi in zip(rows, w) if r.inside) / w.sum())}
 
 
 def stats(errs: list[float]) -> dict:
@@ -127,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             old_rows.append({"id": r.id, "metric": m, "reported": rep, "estimated": est[m], "abs_rel_error": e})
             for s in ("all", r.regime):
                 old[s][m].append(e)
+    full_fit = cal.fit(recs)
     result = {
+        "corrected": {m: bool(full_fit.corrected.get(m)) for m in cal.METRICS},
         "corpus": {"records": len(corpus), "used": len(recs), "excluded": [r.id for r in corpus if r.excluded],
                    "sources": sorted({r.group for r, _ in recs}),
                    "by_regime": {s: sum(1 for r, _ in recs if r.regime == s) for s in SPLITS[1:]},
@@ -136,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                     for m in cal.METRICS} for s in SPLITS},
         "old": {s: {m: stats(old[s][m]) for m in cal.METRICS} for s in SPLITS},
         "per_source": {g: {m: stats(v) for m, v in d.items()} for g, d in per_source.items()},
+        "source_weighted": {m: source_weighted([row for row in rows if row.metric == m]) for m in cal.METRICS},
         "rows": [dict(vars(r), abs_rel_error=r.abs_rel_error, inside=r.inside) for r in rows],
         "old_rows": old_rows,
         "seconds": time.perf_counter() - t0,
@@ -171,11 +193,18 @@ def render(r: dict, by_id: dict) -> str:
          f"({', '.join(c['sources'])}); {c['by_regime']['io_stream CNN']} io_stream CNNs, "
          f"{c['by_regime']['io_parallel CNN']} io_parallel CNNs / pooling, {c['by_regime']['dense']} dense-only "
          f"designs; tools: {', '.join(c['tools'])}. Every record cites repository@commit:path.", "",
-         "**New** = `edgekd.profile.fpga_estimate.estimate_hls` (structural model of hls4ml's templates, "
-         "calibrated per tool family / io_type / strategy), **leave-one-source-out**: each repository is "
-         "predicted by a fit on the others only. **Old** = the previous uncalibrated model (`estimate_hls_v0`) on "
-         "the same records. Error = |estimate − reported| / max(reported, 1); *in 80 %* = share of held-out "
-         "reports inside the stated 80 % interval. Targets (issue 14): latency and II median ≤ 15 %, p90 ≤ 35 %; "
+         "**New** = `edgekd.profile.fpga_estimate.estimate_hls`: the structural model of what hls4ml's "
+         "templates generate (`edgekd.profile.hls_model`), with a per-regime ridge correction applied to a figure "
+         "only where an inner leave-one-source-out on the training sources says it helps (in the fit on the whole "
+         "corpus: " + (", ".join(NAMES[m] for m, v in r["corrected"].items() if v) or "none") + "; the others are "
+         "the structural figure as is), **leave-one-source-out**: each repository is predicted by a fit on the "
+         "others only. **Old** = the first, uncalibrated model (`estimate_hls_v0`) on the same records. Latency "
+         "and II are compared with the report's max: where a design's latency is data-dependent (Resource-strategy "
+         "stream convolutions), C synthesis states a min–max range and the estimate carries both "
+         "(`latency_range_cycles`). Error = |estimate − reported| / max(reported, 1); *in 80 %* = share of "
+         "held-out reports inside the stated 80 % interval (quantiles of the other sources' held-out residuals, "
+         "every source weighted equally). The per-record figures are dominated by hls4ml's 60 small CI designs; "
+         "the rows *each source weighted equally* are the fairer figure for a design from a new source. Targets (issue 14): latency and II median ≤ 15 %, p90 ≤ 35 %; "
          "LUT, DSP, BRAM median ≤ 30 %; FF median ≤ 40 %.", ""]
     L += ["| figure | split | n | new median | new p90 | in 80 % | old median | old p90 | target met |",
           "|---|---|---|---|---|---|---|---|---|"]
@@ -190,6 +219,13 @@ def render(r: dict, by_id: dict) -> str:
             L.append(f"| {NAMES[m]} | {s} | {n['n']} | {_pct(n['median'])} | {_pct(n['p90'])} | "
                      f"{_pct(n.get('coverage'))} | {_pct(o.get('median'))} | {_pct(o.get('p90'))} | "
                      f"{'yes' if met else '**no**'} |")
+            if s == "all" and r.get("source_weighted", {}).get(m, {}).get("n"):
+                w = r["source_weighted"][m]
+                tmed, tp90 = TARGETS[m]
+                met = w["median"] <= tmed and (tp90 is None or w["p90"] <= tp90)
+                L.append(f"| {NAMES[m]} | all, each of the {w['sources']} sources weighted equally | {w['n']} | "
+                         f"{_pct(w['median'])} | {_pct(w['p90'])} | {_pct(w['coverage'])} | | | "
+                         f"{'yes' if met else '**no**'} |")
     L += ["", "Held-out latency error by source (median / p90, new model):", ""]
     L += ["| source | records | latency median | latency p90 | DSP median | LUT median |", "|---|---|---|---|---|---|"]
     for g, d in sorted(r["per_source"].items()):
@@ -204,32 +240,66 @@ def render(r: dict, by_id: dict) -> str:
     for x in r["study"]:
         lo, hi = x["first_pixel_interval_us"]
         pu = x["percent_upper"]
+        cs = x.get("csynth_range_us")
+        cs_s = f" (C synthesis would state {cs[0]:.1f}–{cs[1]:.1f} µs: data-dependent)" if cs else ""
         L.append(f"| {x['strategy']}{' (the recipe)' if x['strategy'] == 'Resource' else ''} | {x['reuse']} | "
-                 f"**{x['first_pixel_us']:.1f} µs [{lo:.1f}–{hi:.1f}], 80 %** | {x['latency']} | {x['ii']} | "
+                 f"**{x['first_pixel_us']:.1f} µs [{lo:.1f}–{hi:.1f}], 80 %**{cs_s} | {x['latency']} | {x['ii']} | "
                  f"{x['dsp']} | {x['lut']} | {x['bram_36k']} | {pu.get('lut', 0):.0f} / {pu.get('dsp', 0):.0f} / "
                  f"{pu.get('bram_36k', 0):.0f} % ({'fits' if x['fits'] else 'does not fit'}) | "
                  f"{x['old_latency_cycles']:,} cycles, {x['old_dsp']:,} DSP |")
     a = r["anchors"]
     L += ["", f"Predictor anchors: rule4ml — {a['rule4ml']}; wa-hls4ml — {a['wa-hls4ml']}. Neither appears in the "
           "table.", "",
-          "Where it is still worse than the targets, and why: (1) 60 of the records are hls4ml's CI single-layer "
-          "designs of 0–4 cycles, where one cycle is 25–100 %; (2) LUT and FF depend on the tool version and on how "
-          "it binds constant multiplications, and differ by 3–5× between sources for the same structure, which a "
-          "per-regime correction learned on other sources cannot know (the 80 % interval is the honest figure for "
-          "them); (3) Vitis HLS io_stream convolutions are seen in two sources only (ML_FPGAonPixel, hls4ml CI), so "
-          "the Vitis × io_stream correction is learned from little; a Resource-strategy conv there took about 2 "
-          "cycles a pixel at reuse 1 and 1.6–2× RF a window at reuse 36–252, with data-dependent (min ≠ max) "
-          "latency. Those Vitis constants of the structural model (2.5 cycles a window at RF 1, 2·RF + 1 above, 1.5 for other "
-          "pixels) were read from ML_FPGAonPixel's per-layer reports, so that source's held-out figure is not "
-          "independent of it; likewise the Vitis Latency-strategy stream conv floor of 3 cycles a pixel (the issue's mechanism 2) "
-          "was confirmed on seanlipps/ECE226_CoDesign and the 'variable multiplies land in DSPs at 8 bits' rule on "
-          "RishThakkar/PokerML, after those two sources were added; every other constant comes from hls4ml's "
-          "templates. Before those two changes, the three sources added last (Berk-Bilgin/ML-fpga, PokerML, "
-          "ECE226_CoDesign; 13 records the model had never seen) were held out at: latency median 29 %, p90 645 %; "
-          "II 36 % / 683 %; LUT 81 %; FF 86 %; DSP 84 %; BRAM 13 %; 69 % of latencies inside the 80 % interval — "
-          "the fairest figure here of how the model does on a new source. The ridge strengths were chosen "
-          "among four settings on this same cross-validation. Neither the Vitis Resource numbers nor the study's "
-          "student have been checked against a synthesis run by us: no Vivado/Vitis here.",
+          "How the figures above were reached, and what is not independent: the corpus grew by three sources "
+          "(ChiRuiChen/Face_detection_HLS, taitashaw/hls4ml-fpga-classifier with Vitis HLS 2025.2, thaarres/dnd_hls4ml); "
+          "Face_detection_HLS, ChiRuiChen/Deepcalo_Linchi and crimson1256/hls4ml_modified_yolo_v3_tiny are kept but "
+          "excluded: their reports' instances (conv_2d_cl_me, relu_me, pooling2d_large_cl_nopad_pad_me) come from a "
+          "modified hls4ml with element-serial templates that hls4ml 1.3.0 does not contain. Held out by the model "
+          "as it stood before this work, the two new usable sources were off by: taitashaw latency 15 %, II 86 %, "
+          "LUT 33 %, FF 1,123 %, DSP 11 %; thaarres latency 0 %, LUT 93 %, FF 46 %, DSP 79 vs 0 reported — the "
+          "fairest figure here of a new source. On this same corpus the previous calibrated model (commit 69f334b) "
+          "had, held out: latency 18 % / p90 100 % (77 % inside its 80 % interval), II 8 % / 100 %, LUT 70 % / 179 %, "
+          "FF 68 % / 606 %, DSP 25 % / 67 %, BRAM 25 % / 111 %. The changes since, each kept only because the held-out "
+          "error fell (for (5): the interval coverage rose): (1) the correction is used per figure only where an inner leave-one-source-out says it helps — "
+          "held out, the old correction had made latency, II, LUT, DSP and BRAM worse than the structural model "
+          "alone; (2) C synthesis's data-dependent range for Resource-strategy stream convolutions (RF + 5 Vitis / "
+          "RF + 6 Vivado cycles for a pixel through the RF loop, 4 for the others; the report's max assumes every "
+          "pixel goes through it — the issue's mechanism 1, seen in the per-layer min/max of pominiq, PokerML and "
+          "ML_FPGAonPixel); (3) Vitis HLS restarts a stream process only when its call is done, so its interval is "
+          "the slowest process's latency + 1 (seen in taitashaw and the hls4ml CI Vitis reports); (4) the Latency "
+          "strategy at RF > 1 is bounded by hls4ml's `ALLOCATION mul limit=multiplier_limit`, not by II = RF (read "
+          "in nnet_dense_latency.h, checked on pominiq, PokerML, Hector-Plata), and io_parallel pointwise "
+          "convolutions compute all pixels in one call (Brainz22); (5) interval quantiles weight each source "
+          "equally; (6) io_parallel layers that fit a clock period chain with their neighbours (the 40 MHz MLPs "
+          "of ML_FPGAonPixel run in 0–1 cycles); chaining with only floor or only ceil rounding was tried and "
+          "dropped; (7) LUT: the Latency strategy at RF > 1 keeps its whole unrolled adder tree and multiplexes "
+          "both operands into the allocated multipliers, the Resource strategy multiplexes the data operand and reads "
+          "weights from a LUT ROM (both read in the templates); (8) BRAM: stream FIFOs map onto 18K BRAM by aspect "
+          "ratio, one FIFO per channel in Vivado HLS and one packed FIFO in Vitis HLS (the FIFO tables of pominiq's "
+          "and taitashaw's reports); (9) FF: ~46 per Vivado FIFO and ~99 per Vitis FIFO whatever its width (same "
+          "tables), and none for pipeline stages in a design that schedules in 0 cycles (hls4ml CI); (10) the "
+          "interval's quantile levels are widened by (n + 1)/n over the n sources (split-conformal correction). "
+          "Tried and dropped for no held-out gain: accumulator-width (accum_t) adders, io_parallel convolution "
+          "output registers counted once, 0.1 FF per product for stream dense layers. The sources named in (2)–(4) and (6)–(9) are therefore not independent of those mechanisms; the other "
+          "constants come from hls4ml's templates or were fixed before (Vitis Resource at RF 1: 2.5 / 1.5 cycles, "
+          "ML_FPGAonPixel; Vitis Latency floor of 3 cycles a pixel, ECE226_CoDesign; narrow variable multiplies in "
+          "DSPs, PokerML).",
+          "",
+          "Where it is still worse than the targets, and why: weighted by source, latency (median 17 %) and DSP "
+          "(42 %) miss their targets too — several single-design sources sit on a miss of their own (DSP: "
+          "thaarres/dnd_hls4ml and Brainz22 report 0 DSPs for 6–8-bit weights where the model binds some; the tool's "
+          "choice depends on the weight values); latency p90 — most misses are designs of 0–7 cycles "
+          "where one cycle is 15–100 % (whether the tool registers a chain that nearly fills a period is not "
+          "predictable from a delay model: the 40 MHz MLPs of ML_FPGAonPixel are 0 or 1 cycle), Vivado HLS 2020.1 "
+          "'same'-padded average pooling divides by the count of valid pixels (a ~21-cycle divider Vitis folds "
+          "away; not modelled), and two PokerML "
+          "Latency-strategy CNNs at RF 256 run at ~15 cycles a pixel where the allocation model says ~6; LUT (34 %, target 30 %) and FF "
+          "(47 %, target 40 %) — narrow-weight (6–8 bit) designs report 8–20× the LUTs of the model (how the tool "
+          "binds each constant product depends on the weight values, which the corpus does not hold), the Vivado "
+          "io_stream CNNs of pominiq still 2–3× more, and FF counts vary 10× between tool versions for the same "
+          "structure (io_parallel Resource convolutions are over-counted 20×); no per-regime correction learned on "
+          "other sources transfers, so their 80 % intervals are wide and are the honest figure. Neither the Vitis Resource numbers nor the study's student have been checked against a "
+          "synthesis run by us: no Vivado/Vitis here.",
           "", "This section supersedes the fpga-hls rows of the `fpga` section until `tools/bench_fpga.py` is rerun "
           "(they were written by the previous, uncalibrated model: 11.65 µs).",
           "", f"Reproduce: `python tools/bench_fpga_calibration.py` ({r['seconds']:.0f} s).", ""]

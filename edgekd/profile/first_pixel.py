@@ -78,8 +78,13 @@ def stream_first_pixel(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarge
     first, last = arrival_us(n, bus)
     clk = cfg.clock_mhz or target.clock_mhz
     est = estimate_hls(layers, cfg, target, model=model, clock_mhz=clk, input_arrival=(first * clk, last * clk))
-    total = est.latency_cycles / clk
-    lo, hi = est.intervals.get("latency_cycles", [est.latency_cycles, est.latency_cycles])
+    # where the latency is data-dependent (Resource-strategy convolutions), the image's own run —
+    # window pixels through the RF loop, the others not — rather than C synthesis's every-pixel bound;
+    # its interval reaches up to that bound
+    cycles = est.latency_expected_cycles if est.latency_expected_cycles is not None else est.latency_cycles
+    total = cycles / clk
+    lo, hi = est.intervals.get("latency_expected_cycles",
+                               est.intervals.get("latency_cycles", [est.latency_cycles, est.latency_cycles]))
     res = FirstPixelResult(
         model=model, target=target.name, method="estimated", design=f"hls4ml io_stream ({cfg.strategy})",
         n_pixels=n, pixels_per_clock=bus.pixels_per_clock, bus_clock_mhz=bus.clock_mhz, design_clock_mhz=clk,
@@ -88,7 +93,9 @@ def stream_first_pixel(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarge
                  "ii_between_images_cycles": est.ii_cycles, "dsp": est.dsp, "part_dsp": target.resources.dsp,
                  "bottleneck": est.bottleneck or max(est.layers, key=lambda e: e.last_out - e.first_out).name,
                  # the calibrated compute pace's cross-validated 80 % interval, fed the same arrival
-                 "first_pixel_to_decision_interval_us": [lo / clk, hi / clk], "coverage": est.coverage})
+                 "first_pixel_to_decision_interval_us": [lo / clk, hi / clk], "coverage": est.coverage,
+                 **({"csynth_latency_range_us": [c / clk for c in est.latency_range_cycles]}
+                    if est.latency_range_cycles else {})})
     return res, est
 
 
@@ -111,9 +118,11 @@ def fastest_fitting_reuse(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTa
     """Per-layer reuse factors with the lowest estimated latency whose DSPs fit the part.
 
     hls4ml users pick reuse factors by hand until synthesis fits; this searches the
-    smallest ``candidates`` valid factors of every compute layer with the calibrated
-    estimator, and a combination "fits" when the *upper end* of its DSP interval (80 %,
-    cross-validated on real reports) is within the part.
+    smallest ``candidates`` valid factors of every compute layer and about ``candidates``
+    more on a doubling ladder up to the largest, with the calibrated estimator; a
+    combination "fits" when the *upper end* of its DSP interval (80 %, cross-validated on
+    real reports) is within the part. Latency is the image's own run where it is
+    data-dependent (``latency_expected_cycles``), else the C-synthesis figure.
     """
     try:
         return _fastest_fitting_reuse(layers, cfg, target, candidates)
@@ -129,14 +138,20 @@ def _fastest_fitting_reuse(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaT
     options = []
     for l in compute:
         valid = [r for r in range(1, l.n_in * l.n_out + 1) if valid_reuse_factor(l.n_in, l.n_out, r)]
-        options.append(valid[:candidates])
+        # the smallest factors, plus a doubling ladder of larger ones: a layer that runs once per image
+        # (a dense head) can trade most of its DSPs for a few cycles, which the smallest alone never reach
+        ladder = sorted({min(valid, key=lambda r: abs(math.log(r) - k * math.log(2)))
+                         for k in range(1, int(math.log2(valid[-1])) + 1)} - set(valid[:candidates]))
+        step = max(1, math.ceil(len(ladder) / candidates))
+        options.append(sorted(set(valid[:candidates]) | set(ladder[::step])))
     best: tuple[float, dict[str, int]] | None = None
     for combo in itertools.product(*options):
         rfs = {l.name: r for l, r in zip(compute, combo)}
         c = HlsConfig(**{**cfg.__dict__, "layer_reuse": rfs})
         est = estimate_hls(layers, c, target)
-        if est.upper()["dsp"] <= target.resources.dsp and (best is None or est.latency_cycles < best[0]):
-            best = (est.latency_cycles, rfs)
+        lat = est.latency_expected_cycles if est.latency_expected_cycles is not None else est.latency_cycles
+        if est.upper()["dsp"] <= target.resources.dsp and (best is None or lat < best[0]):
+            best = (lat, rfs)
     if best is None:
         raise ConfigError("no reuse factors among the smallest candidates fit the part's DSPs (upper end of the "
                           "80 % interval)",

@@ -109,6 +109,10 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
                                                   if vendor is None else "vendor report"),
                                "percent_upper": est.percent_upper() if vendor is None else est.percent(),
                                "structural": est.structural, "bottleneck": est.bottleneck}
+    if vendor is None and est.latency_range_cycles:
+        # C synthesis would report a data-dependent min–max; latency_cycles is its max
+        details["latency_range_cycles"] = list(est.latency_range_cycles)
+        details["latency_expected_cycles"] = est.latency_expected_cycles
     if not fits:
         # Tell the user which reuse factors would fit instead of leaving them to trial synthesis.
         from edgekd.errors import ConfigError

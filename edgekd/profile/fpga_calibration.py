@@ -11,9 +11,15 @@ convolutional. The nine coefficients per figure are a ridge fit that
 shrinks towards "the structural model is right" (all zero), weighted so that every
 source counts about the same however many records it has.
 
+A figure gets the correction only where an inner leave-one-source-out on the training
+sources says it beats the structural figure (:func:`fit`, ``Fit.corrected``); on this
+corpus that is FF only.
+
 The error is measured by leave-one-source-out cross-validation (:func:`cross_validate`):
 the fit never sees the held-out repository or paper. The 10th–90th percentile of the
-held-out log residuals gives every estimate an 80 % interval (:func:`estimate`).
+held-out log residuals of comparable designs from the other sources — every source
+weighted equally, the levels widened by (n + 1)/n over n sources — gives every estimate
+an 80 % interval (:meth:`Fit.interval`).
 """
 from __future__ import annotations
 
@@ -36,6 +42,9 @@ MIN_REGIME = 10  # held-out residuals a regime needs for its own interval
 MAGNITUDE = 30.0  # 'comparable' designs: estimates within this factor
 RIDGE = float(__import__("os").environ.get("EDGEKD_RIDGE", "10"))
 SLOPE_RIDGE = float(__import__('os').environ.get('EDGEKD_SLOPE_RIDGE', '1e6'))
+# choose per figure, by an inner leave-one-source-out, whether the correction is applied at all
+SELECT = __import__("os").environ.get("EDGEKD_FPGA_SELECT", "1") != "0"
+SOURCE_WEIGHTED = __import__("os").environ.get("EDGEKD_FPGA_SOURCE_WEIGHTED", "1") != "0"
 
 
 @dataclass
@@ -75,6 +84,7 @@ class Fit:
     n: dict[str, int] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
     n_records: int = 0
+    corrected: dict[str, bool] = field(default_factory=dict)  # figure → correction applied (else structural as is)
 
     def predict(self, metric: str, x: float, d: Design) -> float:
         lx = math.log1p(max(x, 0.0))
@@ -100,12 +110,32 @@ def _neighbours(pts: np.ndarray, value: float, regime: str | None, exclude_group
     near = (pts[:, 0] + 1 >= (value + 1) / MAGNITUDE) & (pts[:, 0] + 1 <= (value + 1) * MAGNITUDE)
     for mask in (keep & reg & near, keep & reg, keep):
         if mask.sum() >= MIN_REGIME:
-            return pts[mask, 1]
-    return pts[keep, 1]
+            return pts[mask][:, [1, 3]]
+    return pts[keep][:, [1, 3]]
+
+
+def _quantiles(res: np.ndarray, qs: list[float]) -> np.ndarray:
+    """Quantiles of held-out residuals; with a group column (``[residual, group]`` rows) every
+    source weighs the same however many records it has — a new design comes from a new source,
+    and one large source of easy designs must not narrow everyone's interval — and the levels
+    are widened for the number of sources."""
+    if res.ndim == 1 or not SOURCE_WEIGHTED:
+        return np.quantile(res if res.ndim == 1 else res[:, 0], qs)
+    r, g = res[:, 0], res[:, 1]
+    _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
+    # the sources are the exchangeable units: with n of them, widen the levels by (n + 1) / n
+    # (the split-conformal finite-sample correction), or a handful of sources under-covers
+    n = len(counts)
+    qs = [min(1.0, max(0.0, 0.5 + (q - 0.5) * (n + 1) / n)) for q in qs]
+    w = 1.0 / counts[inv]
+    order = np.argsort(r)
+    r, w = r[order], w[order]
+    cum = (np.cumsum(w) - 0.5 * w) / w.sum()  # mid-point plotting positions
+    return np.interp(qs, cum, r)
 
 
 def _apply(value: float, res: np.ndarray, coverage: float = COVERAGE) -> tuple[float, float]:
-    lo_q, hi_q = np.quantile(res, [(1 - coverage) / 2, 1 - (1 - coverage) / 2])
+    lo_q, hi_q = _quantiles(res, [(1 - coverage) / 2, 1 - (1 - coverage) / 2])
     lv = math.log1p(max(value, 0.0))
     return (float(math.floor(max(0.0, math.expm1(lv + lo_q)))), float(math.ceil(math.expm1(lv + hi_q))))
 
@@ -137,12 +167,42 @@ def _points(recs: list[tuple[CalibrationRecord, dict[str, float]]], metric: str)
     return out
 
 
-def fit(recs: list[tuple[CalibrationRecord, dict[str, float]]]) -> Fit:
-    coef = {}
+def _inner_error(pts: list, coef: np.ndarray | None) -> list[float]:
+    """|estimate − reported| / max(reported, 1) of ``pts`` with the correction ``coef`` (None: the structural figure)."""
+    out = []
+    for x, rep, d, _, _ in pts:
+        lx = math.log1p(max(x, 0.0))
+        est = x if coef is None else math.expm1(lx + float(_row(x, d) @ coef))
+        out.append(abs(round(est) - rep) / max(rep, 1.0))
+    return out
+
+
+def _select(pts: list) -> bool:
+    """Whether the ridge correction helps on sources it was not fitted on: an inner
+    leave-one-source-out over ``pts`` only (the held-out source of the outer cross-validation
+    is never among them). The correction is kept when it lowers the median held-out error."""
+    groups = sorted({p[4].group for p in pts})
+    if len(groups) < 3:
+        return True
+    corrected, plain = [], []
+    for g in groups:
+        test = [p for p in pts if p[4].group == g]
+        coef = _fit([p[:4] for p in pts if p[4].group != g])
+        corrected += _inner_error(test, coef)
+        plain += _inner_error(test, None)
+    return float(np.median(corrected)) < float(np.median(plain))
+
+
+def fit(recs: list[tuple[CalibrationRecord, dict[str, float]]], *, select: bool = SELECT) -> Fit:
+    """Per figure, the ridge correction of the structural model, or none where an inner
+    leave-one-source-out on ``recs`` says the structural figure does better without it."""
+    coef, used = {}, {}
     for m in METRICS:
         pts = _points(recs, m)
-        coef[m] = _fit([p[:4] for p in pts])
-    return Fit(coef)
+        c = _fit([p[:4] for p in pts])
+        used[m] = (not select) or _select(pts)
+        coef[m] = c if used[m] else np.zeros_like(c)
+    return Fit(coef, corrected=used)
 
 
 @dataclass

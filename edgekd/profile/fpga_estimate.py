@@ -250,6 +250,18 @@ class HlsEstimate:
     coverage: float = 0.0
     structural: dict[str, float] = field(default_factory=dict)  # the uncalibrated figures
     bottleneck: str = ""
+    # where the design's latency is data-dependent (io_stream Resource convolutions: C synthesis
+    # cannot bound how many pixels take the RF loop), the [min, max] C synthesis reports;
+    # ``latency_cycles`` is its max, ``latency_expected_cycles`` the count of the actual image
+    latency_range_cycles: list[int] = field(default_factory=list)
+    latency_expected_cycles: int | None = None
+
+    def latency_range_text(self) -> str:
+        """``9,426–9,482 cycles (data-dependent)`` or '' when the latency is fixed."""
+        if not self.latency_range_cycles:
+            return ""
+        lo, hi = self.latency_range_cycles
+        return f"{lo:,}–{hi:,} cycles (data-dependent)"
 
     def upper(self) -> dict[str, float]:
         """Upper ends of the intervals (the figures 'fits the part' is judged on)."""
@@ -392,16 +404,32 @@ def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | No
     regime = cal.regime_of(layers, cfg.io_type)
     ivs = {m: fit.interval(m, figs[m], regime=regime) for m in cal.METRICS}
     lat, lat_iv = figs["latency"], ivs["latency"]
+    lat_range: list[int] = []
+    lat_expected = None
+    expected_iv: list[float] | None = None
     if cfg.io_type == "io_stream" and input_arrival is not None:
         # the calibrated pace (cycles per word) through the same schedule, fed at the arrival times
-        def at(scale: float) -> float:
+        def at(scale: float) -> hls_model.Structural:
             return hls_model.structural(layers, io_type=cfg.io_type, strategy=cfg.strategy, reuse=reuse, bits=bits,
-                                        clock_mhz=clk, arrival=input_arrival, scale=scale, family=family).latency
+                                        clock_mhz=clk, arrival=input_arrival, scale=scale, family=family)
 
-        r = (1.0 + lat) / (1.0 + s.latency)
+        def reported(st: hls_model.Structural) -> float:  # what C synthesis would state: its max
+            return st.latency_max if st.latency_max is not None else st.latency
+
+        r = (1.0 + lat) / (1.0 + feats["latency"])
         lo_r, hi_r = (1.0 + lat_iv[0]) / (1.0 + lat), (1.0 + lat_iv[1]) / (1.0 + lat)
-        lat = float(round(at(r)))
-        lat_iv = (float(math.floor(at(r * lo_r))), float(math.ceil(at(r * hi_r))))
+        s_arr, s_lo, s_hi = at(r), at(r * lo_r), at(r * hi_r)
+        lat = float(round(reported(s_arr)))
+        lat_iv = (float(math.floor(reported(s_lo))), float(math.ceil(reported(s_hi))))
+        if s_arr.latency_min is not None:
+            lat_range, lat_expected = [int(round(s_arr.latency_min)), int(lat)], int(round(s_arr.latency))
+            # the run of this image: from the low end of the expected count to C synthesis's upper bound
+            expected_iv = [float(math.floor(s_lo.latency)), lat_iv[1]]
+    elif s.latency_max is not None and s.latency_min is not None:
+        k = (1.0 + lat) / (1.0 + s.latency_max)  # the calibration's correction, applied to both bounds
+        lat_range = [int(round((1.0 + s.latency_min) * k - 1.0)), int(lat)]
+        lat_expected = int(round((1.0 + s.latency) * k - 1.0))
+        expected_iv = [float(math.floor((1.0 + lat_expected) * (1.0 + lat_iv[0]) / (1.0 + lat) - 1.0)), lat_iv[1]]
     bram36 = int(math.ceil(figs["bram"] / 2))
     ests = [LayerEstimate(f.name, f.kind, f.reuse_factor, int(round(f.depth)), int(round(max(f.cycles_per_word, 1)))
                           if cfg.io_type == "io_stream" else int(round(f.ii)), f.multipliers, f.first_out, f.last_out)
@@ -419,8 +447,10 @@ def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | No
                 f"sources ({cfg.backend} HLS family); intervals = leave-one-source-out 80 % error"),
         intervals={"latency_cycles": [lat_iv[0], lat_iv[1]], "ii_cycles": list(ivs["ii"]), "lut": list(ivs["lut"]),
                    "ff": list(ivs["ff"]), "dsp": list(ivs["dsp"]),
-                   "bram_36k": [math.floor(ivs["bram"][0] / 2), math.ceil(ivs["bram"][1] / 2)]},
-        coverage=cal.COVERAGE, structural={k: float(v) for k, v in feats.items()}, bottleneck=s.bottleneck)
+                   "bram_36k": [math.floor(ivs["bram"][0] / 2), math.ceil(ivs["bram"][1] / 2)],
+                   **({"latency_expected_cycles": expected_iv} if expected_iv else {})},
+        coverage=cal.COVERAGE, structural={k: float(v) for k, v in feats.items()}, bottleneck=s.bottleneck,
+        latency_range_cycles=lat_range, latency_expected_cycles=lat_expected)
 
 
 def _stream_schedule(layers: list[HlsLayer], ests: list[LayerEstimate],
@@ -501,7 +531,9 @@ def latency_result(est: HlsEstimate) -> LatencyResult:
                  "io_type": est.io_type, "strategy": est.strategy, "part": est.part,
                  "resources": {"lut": est.lut, "ff": est.ff, "dsp": est.dsp, "bram_36k": est.bram_36k},
                  "percent": est.percent(), "reference_error": est.reference_error,
-                 "intervals": est.intervals, "coverage": est.coverage})
+                 "intervals": est.intervals, "coverage": est.coverage,
+                 **({"latency_range_cycles": est.latency_range_cycles,
+                     "latency_expected_cycles": est.latency_expected_cycles} if est.latency_range_cycles else {})})
 
 
 # ---- error against published results ----------------------------------------------------

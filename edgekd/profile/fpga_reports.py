@@ -80,8 +80,11 @@ def side_by_side(fig: dict[str, Any], rep: SynthReport, util: dict[str, int]) ->
              ("DSP", "dsp", fig["resources"]["dsp"], rep.dsp, None),
              ("BRAM36", "bram_36k", fig["resources"]["bram_36k"],
               None if rep.bram_18k is None else (rep.bram_18k + 1) // 2, None)]
+    rng = (fig.get("details") or {}).get("latency_range_cycles")
     for label, key, est, got, got_text in pairs:
         e = f"{est:,}" + (f" [{iv[key][0]:,.0f}–{iv[key][1]:,.0f}]" if key in iv else "")
+        if key == "latency_cycles" and rng:
+            e = f"{rng[0]:,}–{e}"  # data-dependent: C synthesis's min–max, the max with its interval
         g = "–" if got is None else (got_text or f"{got:,}")
         inside = "–" if got is None or key not in iv else ("yes" if iv[key][0] <= got <= iv[key][1] else "NO")
         rows.append((label, e, g, inside))

@@ -8,15 +8,18 @@ HLS tool gets from these schedules, how it maps multipliers and FIFOs) are left 
 and states the error left over.
 
 io_stream (every layer a DATAFLOW process, FIFOs between them)
-  * conv, Latency strategy: ``conv_2d_buffer_cl`` pipelines its pixel loop at
-    ``II = reuse_factor``: one input pixel per RF cycles with Vivado HLS; Vitis HLS 2023+
-    does not get below about 3 cycles a pixel (depthwise kernels excepted).
+  * conv, Latency strategy: ``conv_2d_buffer_cl`` asks for ``II = reuse_factor`` on its
+    pixel loop, but at RF > 1 what bounds it is ``dense_latency``'s ``ALLOCATION mul
+    limit=multiplier_limit``: the true multiplies (the DSP-bound share of the nonzero
+    products) over that limit; Vitis HLS 2023+ does not get below about 3 cycles a pixel
+    (depthwise kernels excepted).
   * conv, Resource strategy: the pixel loop is *not* pipelined (no PIPELINE pragma for
     Resource in ``conv_2d_buffer_cl``); ``compute_output_buffer_2d`` is INLINE OFF and
     runs the ``dense_resource`` RF loop only for pixels that complete a window (strides
-    skip windows). Vivado HLS: those cost ``RF + 6`` cycles, the others ``4``; Vitis HLS
-    2023.1 reports show ``2.5`` at RF 1 and about ``2·RF`` at RF 36–252, ``1.5`` for the
-    others (the only Vitis Resource stream convolutions in the corpus: ML_FPGAonPixel).
+    skip windows): ``RF + 5`` (Vitis) / ``RF + 6`` (Vivado) cycles, the others ``4``
+    (Vitis at RF 1: ``2.5`` and ``1.5``). The branch depends on the pixel's position,
+    which the scheduler cannot bound: C synthesis reports a data-dependent min–max (every
+    pixel short / every pixel through the RF loop), and the corpus holds that max.
   * dense (``nnet_dense_stream.h``): reads its input words at one per cycle (after a
     Flatten: one word per pixel of the flattened image), then runs the dense block
     (Latency: adder-tree depth, Resource: RF + depth) and writes **one word** (the whole
@@ -24,11 +27,14 @@ io_stream (every layer a DATAFLOW process, FIFOs between them)
   * pooling, activations, padding, resize: one word per cycle; tables (sigmoid, tanh,
     ELU, softmax) a few cycles of depth.
   * the design latency is the time the last result leaves a schedule of first/last word
-    times through the chain; the II between images is the busiest process.
+    times through the chain; the II between images is the busiest process (Vitis HLS: at
+    least the slowest process's own latency + 1, as it restarts a process only when done).
 
 io_parallel (each layer one pipelined function, called in sequence)
-  * dense, Latency strategy, RF 1: ``ceil(log2(n_in)/4)`` adder levels → about one
-    cycle a layer at 200 MHz; RF > 1 keeps the unrolled tree with ``II = RF``.
+  * dense, Latency strategy, RF 1: multiply + adder-tree delay per layer; layers that fit a
+    clock period chain with their neighbours (a register each time a period fills), longer
+    ones are registered on their own. RF > 1 keeps the unrolled tree, issued every RF
+    cycles, its multiplies spread over the allocation limit.
   * dense, Resource: the RF loop: ``RF + 3`` cycles, II = RF.
   * conv (``conv_2d_latency_cl`` / ``conv_2d_resource_cl``): output pixels one after
     another through one kernel: ``II ≈ out_pixels × RF``.
@@ -37,11 +43,14 @@ io_parallel (each layer one pipelined function, called in sequence)
 Resources
   * multipliers: ``ceil(n_in·n_out·(1 − sparsity) / RF)`` per dense block (one block per
     conv layer); DSPs from the multiplier width (below 10 bits most land in LUTs).
-  * BRAM (18K): io_stream FIFOs (hls4ml sizes each to its tensor), conv line buffers,
+  * BRAM (18K): io_stream FIFOs (hls4ml sizes each to its tensor; by BRAM aspect ratio,
+    one FIFO per channel in Vivado HLS, one packed FIFO in Vitis HLS), conv line buffers,
     Resource-strategy weights with RF ≥ 4, lookup tables of table activations (one
     18K per two parallel lookups).
-  * LUT / FF: multiplier and accumulator logic, per-element logic of the parallel
-    activations, per-process control.
+  * LUT / FF: multiplier and accumulator logic (at RF > 1: the Latency strategy's whole
+    adder tree and operand multiplexers, the Resource strategy's data multiplexer and
+    weight ROM), per-element logic of the parallel activations, per-process control and
+    FIFO registers; a design scheduled in 0 cycles has no pipeline registers.
 """
 from __future__ import annotations
 
@@ -76,6 +85,8 @@ class LayerFigures:
     first_out: float = 0.0
     last_out: float = 0.0
     delay_ns: float = 0.0
+    cpw_min: float | None = None  # io_stream: per-word cost bounds C synthesis reports (None: = cycles_per_word)
+    cpw_max: float | None = None
 
 
 @dataclass
@@ -91,6 +102,11 @@ class Structural:
     bram_18k: float
     layers: list[LayerFigures] = field(default_factory=list)
     bottleneck: str = ""
+    # C synthesis's static view where a process's pace is branch-dependent (io_stream Resource convs):
+    # ``latency``/``ii`` above are the expected run; these are what the report states as min and max
+    latency_min: float | None = None
+    latency_max: float | None = None
+    ii_max: float | None = None
 
 
 def _log2(n: int) -> int:
@@ -108,11 +124,26 @@ def _dsp_share(bits: int) -> float:
     return 0.05
 
 
+def _alloc_cycles(n_in: int, n_out: int, n_zeros: int, rf: int, wb: int, ab: int) -> float:
+    """Latency strategy with RF > 1: ``dense_latency`` asks for PIPELINE II=RF but what bounds its
+    schedule is ``ALLOCATION operation instances=mul limit=multiplier_limit`` (hls4ml's
+    ``ceil(n_in·n_out / RF) − n_zeros / RF``): the true multiplies (the DSP-bound share of the
+    nonzero products; narrow constant products become shift-adds, no ``mul``) spread over
+    ``ceil(multiplies / limit)`` cycles."""
+    limit = max(1, math.ceil(n_in * n_out / rf) - n_zeros // rf)
+    share = _dsp_share(min(wb, ab) if min(wb, ab) < 11 else max(wb, ab))
+    return float(max(1, math.ceil((n_in * n_out - n_zeros) * share / limit)))
+
+
 def _fifo_bram(words: int, width_bits: int) -> float:
     """18K BRAMs for one FIFO of ``words`` × ``width_bits`` (short FIFOs become SRLs)."""
     if words <= 32 or words * width_bits <= 1024:
         return 0.0
-    return math.ceil(width_bits / 36) * math.ceil(words / 512)
+    # an 18K BRAM is 512×36, 1K×18, 2K×9, 4K×4, 8K×2 or 16K×1
+    for depth, width in ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)):
+        if words <= depth:
+            return float(math.ceil(width_bits / width))
+    return float(width_bits * math.ceil(words / 16384))
 
 
 def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[str, int], bits: int,
@@ -128,6 +159,7 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
     levels = max(1, round(4 * (1000.0 / clock_mhz) / 5.0))  # adder levels a cycle (4 at 5 ns)
     figs: list[LayerFigures] = []
     words_next: int | None = None  # stream words of the next layer's input (None: its pixels)
+    pipe_ff = 0.0  # io_parallel: the multipliers' pipeline registers
     prev_out: tuple[int, ...] = ()
     for l in layers:
         if stream and l.kind == "dense" and words_next is None and len(prev_out) > 1:
@@ -146,6 +178,7 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
         width = chans * ab  # one stream word: all channels of one pixel
         m = dsp = lut = ff = bram = 0.0
         depth, per_word, ii = 1.0, 1.0, 1.0
+        busy_min = busy_max = None  # io_stream: the tool's static bounds where the pace is branch-dependent
         delay = 0.0  # io_parallel combinational delay (ns) chained with the neighbours
         k = l.kernel
         if l.kind in ("conv1d", "conv2d"):
@@ -158,25 +191,37 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             tree = 1 + math.ceil(_log2(n_in) / levels)
             if stream:
                 if strat == "resource":
-                    if family == "vitis":
-                        # Vitis HLS 2023.1 (ML_FPGAonPixel per-layer reports): ~2.5 cycles a window at
-                        # RF 1, ~2·RF at RF 36–252 (the RF loop does not reach II 1), 1.5 otherwise
-                        win, other = (2.5 if rf == 1 else 2.0 * rf + 1.0), 1.5
-                    else:  # Vivado HLS 2019.2/2020.1: the RF loop plus ~6 cycles of call and pipeline fill
-                        win, other = rf + 6.0, 4.0
+                    # the pixel loop is not pipelined and ``compute_output_buffer_*`` runs the RF loop
+                    # only for pixels that complete a window: RF + 5 (Vitis) / RF + 6 (Vivado) cycles
+                    # of RF loop, call and fill; the other pixels 4. The branch depends on the pixel's
+                    # position, which the scheduler cannot bound, so C synthesis reports a min-max
+                    # range: every pixel short (min) to every pixel through the RF loop (max).
+                    win, other = (rf + 5.0 if family == "vitis" else rf + 6.0), 4.0
+                    if family == "vitis" and rf == 1:
+                        # Vitis HLS 2023.1 at RF 1 (ML_FPGAonPixel per-layer reports): ~2.5 cycles a
+                        # window, 1.5 otherwise, and min = max
+                        win, other = 2.5, 1.5
                     busy = out_px * win + max(0, in_px - out_px) * other
+                    if rf > 1:  # an RF loop to branch into
+                        busy_min, busy_max = in_px * other, in_px * win
                     depth = win
                 else:
                     # Vivado HLS reaches II = RF per pixel; Vitis HLS 2023+ does not get below ~3 on a
                     # (non-depthwise) Latency stream conv (seanlipps/ECE226_CoDesign, 2024.1: 390 cycles
                     # for 130 pixels; hls4ml's depthwise kernel still reaches 1)
-                    px = max(rf, 3) if family == "vitis" and not depthwise else rf
+                    px = _alloc_cycles(n_in, n_out, l.n_zeros, rf, wb, ab) if rf > 1 else rf
+                    px = max(px, 3) if family == "vitis" and not depthwise else px
                     busy = in_px * px
                     depth = tree + 2
                 per_word = busy / max(in_px, 1)
                 ii = busy
                 if l.kind == "conv2d" and k > 1 and l.in_shape[1] * ab > 1024:
                     bram += (k - 1) * chans  # ap_shift_reg line buffers, partitioned by channel
+            elif (l.implementation or "") == "pointwise" and strat == "latency":
+                # pointwise_conv_*_latency_cl: every output pixel in one pipelined call (II = RF),
+                # its multiplies spread over the allocation limit like a dense layer's
+                c = _alloc_cycles(n_in * out_px, n_out, l.n_zeros * out_px, rf, wb, ab) if rf > 1 else 1.0
+                ii, depth = float(rf), c + tree
             else:
                 ii = out_px * rf
                 depth = ii + tree
@@ -194,7 +239,9 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
                 if rf >= 4:
                     bram += math.ceil(m * wb / 36) * math.ceil(rf / 1024)
             elif rf > 1:
-                depth, ii = rf + tree, rf  # the unrolled tree is kept, issued RF times
+                # the unrolled tree is kept, issued every RF cycles; its multiplies spread over the allocation
+                c = _alloc_cycles(n_in, n_out, l.n_zeros, rf, wb, ab)
+                depth, ii = c + tree, rf
                 delay = 0.0
             else:
                 depth, ii = (tree + 1 if n_in > 1 else 0), 1
@@ -249,19 +296,42 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             acc = wb + ab
             # the adder tree (one accumulator-wide adder per product) plus LUT multipliers
             lut += m * acc * 1.0 + m * (1 - share) * (0.5 * wb * ab)
-            ff += m * acc * (0.6 if (stream or strat == "resource" or rf > 1) else 0.1)
+            if rf > 1:
+                if strat != "resource":
+                    # Latency strategy: the Accum loops stay fully unrolled, so the whole adder tree is kept
+                    # however few multipliers the allocation leaves; both operands of each allocated
+                    # multiplier are multiplexed from RF sources (an RF:1 mux ≈ (RF − 1)/3 LUT6 a bit)
+                    lut += m * (rf - 1) * acc * 1.0 + m * (wb + ab) * (rf - 1) / 3.0
+                else:
+                    # Resource strategy: the data operand is multiplexed, the weights read from a
+                    # reshaped array (a LUT ROM of depth RF, 64 deep per LUT6)
+                    lut += m * ab * (rf - 1) / 3.0 + m * wb * math.ceil(rf / 64)
+            ff_mult = m * acc * (0.6 if (stream or strat == "resource" or rf > 1) else 0.1)
+            ff += ff_mult
+            pipe_ff += ff_mult if not stream else 0.0
         if stream:
             out_words = 1 if l.kind == "dense" else int(math.prod(l.out_shape[:-1])) if len(l.out_shape) > 1 else 1
             out_width = (l.out_shape[-1]) * ab
-            bram += _fifo_bram(out_words, out_width)
+            if family != "vitis":
+                # Vivado HLS: an nnet::array stream is one FIFO per channel (layerN_out_V_data_K_V in
+                # its reports), each mapped on its own
+                bram += l.out_shape[-1] * _fifo_bram(out_words, ab)
+            else:  # Vitis HLS packs the whole word into one FIFO
+                bram += _fifo_bram(out_words, out_width)
             lut += 300 + 1.0 * out_width
-            ff += 200 + 2.0 * out_width
+            # the FIFOs' own registers (pointers and output register: ~46 FF for each per-channel FIFO in
+            # Vivado HLS reports, ~99 for Vitis HLS's one packed FIFO, whatever its width) and the process's control
+            n_fifo = l.out_shape[-1] if family != "vitis" else 1
+            ff += (46.0 if family != "vitis" else 99.0) * n_fifo + 200.0
         else:
             lut += 20
             # combinational layers have no registers; pipelined ones register their outputs each stage
             ff += int(math.prod(l.out_shape)) * ab * max(depth, 0.0) * 0.5
-        figs.append(LayerFigures(l.name, l.kind, rf, int(words), float(per_word), float(depth), float(ii), int(m),
-                                 dsp, lut, ff, bram, delay_ns=delay))
+        f_ = LayerFigures(l.name, l.kind, rf, int(words), float(per_word), float(depth), float(ii), int(m),
+                          dsp, lut, ff, bram, delay_ns=delay)
+        if busy_max is not None:
+            f_.cpw_min, f_.cpw_max = busy_min / max(in_px, 1), busy_max / max(in_px, 1)
+        figs.append(f_)
     if not stream and layers:
         # hls4ml's io_parallel top level registers its whole input vector
         figs[0].ff += int(math.prod(layers[0].in_shape)) * bits
@@ -270,35 +340,65 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             for f in figs:
                 f.cycles_per_word *= scale
                 f.depth *= scale
-        latency, ii_total, bottleneck = _schedule(figs, arrival)
+        lat_min = lat_max = ii_max = None
+        if any(f.cpw_max is not None for f in figs):
+            saved = [(f.cycles_per_word, f.ii) for f in figs]
+            for bound in ("cpw_min", "cpw_max"):
+                for f in figs:
+                    v = getattr(f, bound)
+                    if v is not None:
+                        f.cycles_per_word, f.ii = v * scale, v * max(f.words_in, 1)
+                lat_b, ii_b, _ = _schedule(figs, arrival, family == "vitis")
+                if bound == "cpw_min":
+                    lat_min = lat_b
+                else:
+                    lat_max, ii_max = lat_b, ii_b
+            for f, (c, i) in zip(figs, saved):
+                f.cycles_per_word, f.ii = c, i
+        latency, ii_total, bottleneck = _schedule(figs, arrival, family == "vitis")
     else:
         latency = _parallel_latency(figs, 1000.0 / clock_mhz)
+        if latency < 1 and figs:
+            figs[0].ff -= pipe_ff  # a combinational design has no pipeline registers, only its input's
         ii_total = max((f.ii for f in figs), default=1.0)
         bottleneck = max(figs, key=lambda f: f.ii).name if figs else ""
-    return Structural(latency=latency, ii=ii_total, multipliers=sum(f.multipliers for f in figs),
-                      dsp=sum(f.dsp for f in figs), lut=sum(f.lut for f in figs), ff=sum(f.ff for f in figs),
-                      bram_18k=sum(f.bram_18k for f in figs), layers=figs, bottleneck=bottleneck)
+    out = Structural(latency=latency, ii=ii_total, multipliers=sum(f.multipliers for f in figs),
+                     dsp=sum(f.dsp for f in figs), lut=sum(f.lut for f in figs), ff=sum(f.ff for f in figs),
+                     bram_18k=sum(f.bram_18k for f in figs), layers=figs, bottleneck=bottleneck)
+    if stream and lat_max is not None:
+        out.latency_min, out.latency_max, out.ii_max = lat_min, lat_max, ii_max
+    return out
 
 
 def _parallel_latency(figs: list[LayerFigures], period_ns: float) -> float:
-    """io_parallel: each dense layer registers its output (ceil of its multiply + adder-tree delay
-    over the usable period; a single-input layer is one constant multiply and stays combinational);
-    ReLU, batch norm, pooling and padding fold into their neighbours; lookup tables, softmax,
+    """io_parallel: hls4ml inlines the layers into one pipeline, so the tool chains their logic.
+    A dense layer whose multiply + adder-tree delay exceeds the usable period is registered on
+    its own (ceil of delay over period); layers that fit in a period (dense layers at a slow
+    clock, ReLU, batch norm, pooling, padding) chain with their neighbours and cost a register
+    only each time the chained delay fills a period (floor); lookup tables, softmax,
     convolutions and RF > 1 / Resource layers add their own cycles."""
     budget = USABLE * period_ns
-    total = 0.0
+    total, chain = 0.0, 0.0
     for f in figs:
-        if f.kind == "dense" and f.delay_ns > 0:
-            total += math.ceil(f.delay_ns / budget) if f.delay_ns > MUL_NS else 0
-        elif f.delay_ns > 0 and f.depth <= 1:
-            continue  # folded into the neighbouring layer's cycle
+        if f.kind == "dense" and f.delay_ns >= budget:
+            total += math.floor(chain / budget) + math.ceil(f.delay_ns / budget)
+            chain = 0.0
+        elif f.delay_ns > 0 and (f.kind == "dense" or f.depth <= 1):
+            chain += f.delay_ns
         else:
-            total += f.depth
-    return total
+            total += (math.floor(chain / budget) if chain > MUL_NS else 0) + f.depth
+            chain = 0.0
+    return total + (math.floor(chain / budget) if chain > MUL_NS else 0)
 
 
-def _schedule(figs: list[LayerFigures], arrival: tuple[float, float] | None) -> tuple[float, float, str]:
-    """First/last output of each DATAFLOW process; returns (latency, II between images, bottleneck)."""
+def _schedule(figs: list[LayerFigures], arrival: tuple[float, float] | None,
+              serial_processes: bool = False) -> tuple[float, float, str]:
+    """First/last output of each DATAFLOW process; returns (latency, II between images, bottleneck).
+
+    ``serial_processes`` (Vitis HLS): hls4ml's stream functions pipeline their loops but not
+    the function itself, and Vitis HLS starts a process again only when its previous call
+    has finished, so a process's interval is at least its own latency + 1 (the Vitis reports'
+    dataflow interval = the slowest process's latency + 1; Vivado HLS overlaps calls)."""
     first, last = arrival if arrival is not None else (0.0, None)  # type: ignore[assignment]
     ii = 1.0
     bottleneck = ""
@@ -310,8 +410,9 @@ def _schedule(figs: list[LayerFigures], arrival: tuple[float, float] | None) -> 
         busy = (n - 1) * f.cycles_per_word
         if last is None:
             last = first + busy
-        if f.ii >= ii:
-            ii, bottleneck = max(f.ii, 1.0), f.name
+        f_ii = max(f.ii, busy + f.depth + 1.0) if serial_processes else f.ii
+        if f_ii >= ii:
+            ii, bottleneck = max(f_ii, 1.0), f.name
         done = max(last, first + busy)
         if f.kind == "dense":
             f.first_out = f.last_out = done + f.depth
@@ -329,4 +430,7 @@ def _schedule(figs: list[LayerFigures], arrival: tuple[float, float] | None) -> 
 
 def features(s: Structural) -> dict[str, float]:
     """The structural figures the calibration maps to reported ones."""
-    return {"latency": s.latency, "ii": s.ii, "lut": s.lut, "ff": s.ff, "dsp": s.dsp, "bram": s.bram_18k}
+    # the corpus holds what C synthesis reports (latency_max, ii_max): its static upper bound
+    lat = s.latency_max if s.latency_max is not None else s.latency
+    ii = s.ii_max if s.ii_max is not None else s.ii
+    return {"latency": lat, "ii": ii, "lut": s.lut, "ff": s.ff, "dsp": s.dsp, "bram": s.bram_18k}

@@ -99,3 +99,70 @@ def confusion_matrix(cm: list[list[int]], class_names: list[str], path: Path, ti
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     return _save(fig, path)
+
+
+def fpga_figures(rows: list[dict[str, Any]], path: Path) -> Path:
+    """FPGA figures per model (``FpgaFigures.to_dict()`` rows) with their intervals as error bars.
+
+    Left: latency (µs) and, where modelled, first pixel → decision (µs), each with its
+    cross-validated interval; a data-dependent latency (C synthesis min–max) is drawn as a
+    second, thin bar. Right: LUT / FF / DSP / BRAM as % of the part with the interval's ends:
+    'fits the part' is judged on the upper end, so the 100 % line is drawn."""
+    import numpy as np
+
+    fig, (ax_t, ax_r) = plt.subplots(1, 2, figsize=(max(9.0, 2.2 * len(rows) + 5), 4.2))
+    xs = np.arange(len(rows))
+    series = (("latency_us", "latency", "o"), ("first_pixel_to_decision_us", "first pixel → decision", "s"))
+    for j, (key, label, marker) in enumerate(series):
+        x, y, lo, hi = [], [], [], []
+        for i, r in enumerate(rows):
+            v = r.get(key)
+            if v is None:
+                continue
+            iv = (r.get("intervals") or {}).get(key)
+            x.append(i + (j - 0.5) * 0.25)
+            y.append(v)
+            lo.append(max(0.0, v - iv[0]) if iv else 0.0)
+            hi.append(max(0.0, iv[1] - v) if iv else 0.0)
+        if x:
+            ax_t.errorbar(x, y, yerr=[lo, hi], fmt=marker, capsize=4, label=label)
+    labelled = False
+    for i, r in enumerate(rows):
+        rng = (r.get("details") or {}).get("latency_range_cycles")
+        if rng and r.get("clock_mhz"):
+            ax_t.vlines(i - 0.25, rng[0] / r["clock_mhz"], rng[1] / r["clock_mhz"], colors="grey", lw=2,
+                        label=None if labelled else "C synthesis min–max (data-dependent)")
+            labelled = True
+    ax_t.set_xticks(xs, [r["model"] for r in rows], rotation=15)
+    ax_t.set_yscale("log")
+    ax_t.set_ylabel("µs (estimated: point and 80 % interval)")
+    ax_t.set_title("FPGA latency")
+    ax_t.grid(True, axis="y", which="both", alpha=0.3)
+    ax_t.legend(fontsize=7)
+    keys = ("lut", "ff", "dsp", "bram_36k")
+    width = 0.8 / len(keys)
+    for j, k in enumerate(keys):
+        x, y, lo, hi = [], [], [], []
+        for i, r in enumerate(rows):
+            pct = (r.get("percent") or {}).get(k)
+            v = (r.get("resources") or {}).get(k)
+            if pct is None or v is None:
+                continue
+            iv = (r.get("intervals") or {}).get(k)
+            x.append(i + (j - (len(keys) - 1) / 2) * width)
+            y.append(pct)
+            if iv and v:
+                lo.append(max(0.0, pct - pct * iv[0] / v))
+                hi.append(max(0.0, pct * iv[1] / v - pct))
+            else:
+                lo.append(0.0)
+                hi.append(0.0)
+        if x:
+            ax_r.bar(x, y, width=width, yerr=[lo, hi], capsize=3, label=k.upper().replace("_36K", " (36K)"))
+    ax_r.axhline(100.0, color="red", lw=1, ls="--", label="the part")
+    ax_r.set_xticks(xs, [r["model"] for r in rows], rotation=15)
+    ax_r.set_ylabel("% of the part (bar: estimate, whisker: 80 % interval)")
+    ax_r.set_title("FPGA resources (fits: upper end < 100 %)")
+    ax_r.grid(True, axis="y", alpha=0.3)
+    ax_r.legend(fontsize=7)
+    return _save(fig, path)
