@@ -85,10 +85,15 @@ class Fit:
     groups: tuple[str, ...] = ()
     n_records: int = 0
     corrected: dict[str, bool] = field(default_factory=dict)  # figure → correction applied (else structural as is)
+    # figure → the largest structural figure the correction was fitted on: beyond it the correction is held at
+    # its value there (a log-linear correction extrapolated 1000× past the corpus gave 281 M FF for a 48×48
+    # io_parallel CNN)
+    x_max: dict[str, float] = field(default_factory=dict)
 
     def predict(self, metric: str, x: float, d: Design) -> float:
         lx = math.log1p(max(x, 0.0))
-        return float(round(math.expm1(lx + float(_row(x, d) @ self.coef[metric]))))  # whole cycles and cells
+        xc = min(x, self.x_max[metric]) if metric in self.x_max else x
+        return float(round(math.expm1(lx + float(_row(xc, d) @ self.coef[metric]))))  # whole cycles and cells
 
     def interval(self, metric: str, value: float, coverage: float = COVERAGE,
                  regime: str | None = None) -> tuple[float, float]:
@@ -196,13 +201,15 @@ def _select(pts: list) -> bool:
 def fit(recs: list[tuple[CalibrationRecord, dict[str, float]]], *, select: bool = SELECT) -> Fit:
     """Per figure, the ridge correction of the structural model, or none where an inner
     leave-one-source-out on ``recs`` says the structural figure does better without it."""
-    coef, used = {}, {}
+    coef, used, x_max = {}, {}, {}
     for m in METRICS:
         pts = _points(recs, m)
         c = _fit([p[:4] for p in pts])
         used[m] = (not select) or _select(pts)
         coef[m] = c if used[m] else np.zeros_like(c)
-    return Fit(coef, corrected=used)
+        if pts:
+            x_max[m] = max(p[0] for p in pts)
+    return Fit(coef, corrected=used, x_max=x_max)
 
 
 @dataclass
