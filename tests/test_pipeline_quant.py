@@ -51,6 +51,7 @@ def test_quantized_student_is_bit_exact_in_firmware_and_rtl(tmp_path, capsys):
     assert fpga["fpga-hls"]["method"] == "estimated"
     md = (out / "report.md").read_text()
     assert "## FPGA" in md and "simulated" in md
+    assert "plots/fpga.png" in md and (out / "plots" / "fpga.png").stat().st_size > 5000  # intervals drawn
 
     capsys.readouterr()
     assert main(["profile", str(out), "--target", "fpga-rtl"]) == 0

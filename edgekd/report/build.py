@@ -234,6 +234,8 @@ def render_markdown(res: RunResults, acc: list[dict[str, Any]], plot_files: dict
                          + (f"; {f['details']['reuse_alone_insufficient']}"
                             if f['details'].get('reuse_alone_insufficient') else "") + ".")
         L.append("\nSources: " + "; ".join(sorted({f['source'] for f in res.fpga})) + ".\n")
+        if "fpga" in plot_files:
+            L.append(f"![FPGA figures with their intervals]({plot_files['fpga']})\n")
 
     e = res.environment
     L.append("## Environment\n")
@@ -259,6 +261,9 @@ def write_report(res: RunResults, root: Path) -> dict[str, Path]:
     first = {m.name: m.history for m in res.models if m.seed == res.seeds[0]}
     plots.training_curves(first, plot_dir / "training_curves.png")
     files["training"] = "plots/training_curves.png"
+    if res.fpga:
+        plots.fpga_figures(res.fpga, plot_dir / "fpga.png")
+        files["fpga"] = "plots/fpga.png"
     for m in res.models:
         if m.seed == res.seeds[0] and m.metrics:
             plots.confusion_matrix(m.metrics["confusion"], m.metrics["class_names"],
