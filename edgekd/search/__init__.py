@@ -39,6 +39,7 @@ class SearchResult:
     status: str  # ok | failed (the chosen student's export failed its check) | unreachable
     closest: list[dict[str, Any]] = field(default_factory=list)
     points: list[dict[str, Any]] = field(default_factory=list)
+    trials: int = 0  # Optuna trials asked (a repeated candidate is one record, never retrained)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -115,10 +116,11 @@ def _search(r, target, out, b, workers, address, quick, resume, overwrite, progr
     else:
         study, _ = engine.open_study(out, space, b, ctx.recipe.search.seed, n, ctx.log)
         engine.run_local(study, space, ctx, target, b, n, progress)
-    return _conclude(ctx, records(ctx), target, b, export_best, time.perf_counter() - t0)
+    res = _conclude(ctx, records(ctx), target, b, export_best, time.perf_counter() - t0, n)
+    return res
 
 
-def _conclude(ctx, recs, target: str, b: Budget, export_best: bool, seconds: float) -> SearchResult:
+def _conclude(ctx, recs, target: str, b: Budget, export_best: bool, seconds: float, n_trials: int) -> SearchResult:
     from edgekd.search.finalize import finalize
     from edgekd.search.output import closest, front_of
 
@@ -133,7 +135,7 @@ def _conclude(ctx, recs, target: str, b: Budget, export_best: bool, seconds: flo
     feasible = [r for r in recs if r.status == "complete" and r.budget_met]
     best_rec = max(feasible, key=lambda r: (r.val_accuracy or 0, -r.objectives()[1])) if feasible else None
     res = SearchResult(ctx.out, target, dict(b.limits), counts, front, None, seconds,
-                       "ok" if best_rec else "unreachable", points=[r.point() for r in recs])
+                       "ok" if best_rec else "unreachable", points=[r.point() for r in recs], trials=n_trials)
     if best_rec is None:
         res.closest = [{**c.point(), "violations": c.violations} for c in closest(recs, b)]
     elif export_best:

@@ -144,13 +144,16 @@ def rtl_cost(model: nn.Module, x: torch.Tensor, recipe: Any, *, generate: bool =
     if not size.fits or not generate:
         # does not fit (or not asked): the depth is not traced; report the arrival alone as a lower bound
         fp = parallel_first_pixel(n_px, 0, target, method="estimated")
-        return Cost(latency_us=fp.first_pixel_to_decision_us, latency_label="estimated", resources={"lut": lut},
+        return Cost(latency_us=fp.first_pixel_to_decision_us, latency_label="estimated",
+                    resources={"lut": lut, "dsp": 0.0, "bram": 0.0},  # FF: known once the design is traced
                     resource_label="estimated: da4ml", details={"fits": size.fits, "depth": "not traced"})
     with tempfile.TemporaryDirectory(prefix="edgekd-search-rtl-") as tmp:
         design, _ = rtl.generate(net, Path(tmp) / "rtl", target, latency_cutoff=cfg.latency_cutoff, size=size)
     fp = parallel_first_pixel(n_px, design.latency_cycles, target, method="estimated")
     return Cost(latency_us=fp.first_pixel_to_decision_us, latency_label="estimated",
-                resources={"lut": design.lut_estimate / target.resources.lut},
+                # da4ml maps every constant multiplication to LUT adders: no DSP, no BRAM
+                resources={"lut": design.lut_estimate / target.resources.lut,
+                           "ff": design.ff_estimate / target.resources.ff, "dsp": 0.0, "bram": 0.0},
                 resource_label="estimated: da4ml (LUT); no DSP/BRAM in a fully parallel design",
                 details={"latency_cycles": design.latency_cycles, "ff_bits": design.ff_estimate,
                          "last_pixel_arrival_us": fp.last_pixel_arrival_us})

@@ -18,12 +18,19 @@ def front_of(recs: list[TrialRecord]) -> list[dict[str, Any]]:
 def closest(recs: list[TrialRecord], budget: Budget, n: int = 3) -> list[TrialRecord]:
     from edgekd.search.costs import Cost
 
-    done = [r for r in recs if r.status == "complete" and r.cost]
-    return sorted(done, key=lambda r: budget.distance(Cost(**r.cost).budget_figures(r.val_accuracy)))[:n]
+    def dist(r: TrialRecord) -> float:
+        return budget.distance(Cost(**r.cost).budget_figures(r.val_accuracy))
+
+    done = sorted([r for r in recs if r.status == "complete" and r.cost], key=dist)
+    # too few trained points: the nearest priced-but-untrained ones too (their accuracy is unknown)
+    untrained = sorted([r for r in recs if r.status == "over-budget" and r.cost], key=dist)
+    return (done + untrained)[:n]
 
 
 def fmt_point(r: TrialRecord | dict[str, Any], resource_name: str) -> str:
     p = r.point() if isinstance(r, TrialRecord) else r
+    if isinstance(r, TrialRecord) and r.status != "complete":
+        return f"{p['label']}: not trained ({r.status}), {p['latency_us']:,.2f} µs"
     res = f"{100 * p['resource']:.0f} % of the part" if resource_name == "part" else f"{p['resource']:,.0f} params"
     return f"{p['label']}: val {100 * p['accuracy']:.1f} %, {p['latency_us']:,.2f} µs, {res}"
 

@@ -169,8 +169,10 @@ def run_trial(cand: Candidate, ctx, target: str, budget: Budget) -> TrialRecord:
 
 
 def _over(budget: Budget, cost: Cost) -> dict[str, float]:
+    """What is already over budget before training (figures not known yet are judged later)."""
     figs = cost.budget_figures(None)
-    return {k: v for k, v in budget.violations(figs).items() if k != "accuracy" and v > 0}
+    return {k: v for k, v in budget.violations(figs).items()
+            if k != "accuracy" and figs.get(k) is not None and v > 0}
 
 
 def _run(cand: Candidate, ctx, target: str, budget: Budget, rec: TrialRecord) -> None:
