@@ -40,6 +40,8 @@ def _target_figures(target: str, out, accuracy: float) -> dict[str, Any]:
         figs["latency_us"] = iv[1] if iv else lat
         figs["latency_label"] = f.method
         part = {"lut": "lut", "ff": "ff", "dsp": "dsp", "bram": "bram_36k"}
+        if target == "fpga-rtl":  # da4ml: constant multiplications in LUT adders, no DSP, no BRAM
+            figs.update({"dsp": 0.0, "bram": 0.0})
         for k, v in part.items():
             if v in f.percent:
                 up = f.intervals.get(v)

@@ -50,8 +50,9 @@ class FpgaHlsTarget(Target):
         ctx.log(f"[fpga] {ctx.name}: {fig.method} {fig.latency_cycles} cycles = {fig.latency_us:.2f} µs, "
                 f"II {fig.ii_cycles}, DSP {fig.resources['dsp']} ({fig.percent.get('dsp', 0):.0f} %){fp}")
         if not fig.details["fits_part"]:
+            over = {k: v for k, v in (fig.details.get("percent_upper") or fig.percent).items() if v > 100}
             ctx.log(f"[fpga] {ctx.name}: WARNING the design exceeds {fig.part} "
-                    f"({', '.join(f'{k} {v:.0f} %' for k, v in fig.percent.items() if v > 100)}); "
+                    f"(upper end of the 80 % interval: {', '.join(f'{k} {v:.0f} %' for k, v in over.items())}); "
                     f"reuse factors that fit: {fig.details.get('fitting_reuse_factors')}")
         return fig, lat
 
