@@ -50,12 +50,12 @@ def recipe(teacher: Path, trials: int) -> dict:
 
 def run(work: Path, targets: list[str], teacher: Path, trials: int, cpu_us: float, jobs: int, hls: str) -> None:
     work.mkdir(parents=True, exist_ok=True)
-    rp = work / "recipe.yaml"
-    rp.write_text(yaml.safe_dump(recipe(teacher, trials), sort_keys=False))
     todo = [t for t in targets if not (work / t / "search.json").is_file()]
     procs: list[subprocess.Popen] = []
     for t in todo:
         out = work / t
+        rp = work / f"recipe-{t}.yaml"  # one per target: two runs of this tool may share --work
+        rp.write_text(yaml.safe_dump(recipe(teacher, trials), sort_keys=False))
         cmd = [sys.executable, "-m", "edgekd", "search", str(rp), "--target", t, "--out", str(out),
                "--budget", budgets(cpu_us, hls)[t], "--no-progress", "--resume" if out.exists() else "--overwrite"]
         while len([p for p in procs if p.poll() is None]) >= jobs:

@@ -109,7 +109,13 @@ def _pre_cost(target: str, cand: Candidate, fmodel, model, ctx, runs: int) -> Co
 
 
 def _threshold(ctx, margin: float, me: str) -> float | None:
-    scores = [r.rung1_val_accuracy for r in records(ctx) if r.key != me and r.rung1_val_accuracy is not None]
+    """The best first-rung score of the trials that could still be chosen (not those over budget) − margin."""
+    def eligible(r: TrialRecord) -> bool:
+        if r.key == me or r.rung1_val_accuracy is None:
+            return False
+        return r.status == "pruned" or (r.status == "complete" and r.budget_met is not False)
+
+    scores = [r.rung1_val_accuracy for r in records(ctx) if eligible(r)]
     return (max(scores) - margin) if scores else None
 
 
