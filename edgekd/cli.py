@@ -169,7 +169,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{Path(args.recipe).stem}-search-{args.target}"
     res = search(args.recipe, target=args.target, out=out, budget=args.budget, trials=args.trials,
                  workers=args.workers, address=args.address, quick=args.quick, resume=args.resume,
-                 overwrite=args.overwrite, progress=not args.no_progress, export_best=not args.no_export)
+                 overwrite=args.overwrite, progress=not args.no_progress, export_best=not args.no_export,
+                 budget_on=args.budget_on)
     print((out / "search.md").read_text())
     print(f"search: {out}  status: {res.status}")
     return 0 if res.status == "ok" else 1
@@ -394,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--target", required=True, help="fpga-hls | fpga-rtl | onnxruntime | cpu-torch")
     se.add_argument("--budget", default="", help="e.g. latency_us=2,lut=0.8,dsp=50%% (FPGA: latency is first pixel "
                     "to decision; lut/ff/dsp/bram are fractions of the part; CPU: latency_us, params; any: accuracy)")
+    se.add_argument("--budget-on", choices=["upper", "point"], default="upper",
+                    help="judge estimated figures on the upper end of their 80 %% interval (default) or on the "
+                         "estimate itself")
     se.add_argument("--trials", type=_positive_int, help="trials in all (default: search.trials)")
     se.add_argument("--workers", type=_positive_int, default=1, help="concurrent trials on Ray Tune (default 1: no Ray)")
     se.add_argument("--address", help="a Ray cluster's address (the output folder must be on a shared file system)")

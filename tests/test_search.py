@@ -82,6 +82,14 @@ def test_budget_parsing_fractions_percent_and_bounds():
     assert parse_budget("params=5000,latency_us=100", "onnxruntime").limits == {"params": 5000.0,
                                                                                 "latency_us": 100.0}
     assert parse_budget(None, "fpga-rtl") == Budget()
+    from edgekd.search.costs import Cost
+
+    c = Cost(latency_us=2.0, latency_label="estimated", resources={"lut": 0.5}, upper={"lut": 1.5},
+             latency_interval=[1.5, 3.0])
+    assert not parse_budget("latency_us=2.5,lut=1", "fpga-hls").met(c.budget_figures(None))  # upper ends
+    assert parse_budget("latency_us=2.5,lut=1", "fpga-hls", on="point").met(c.budget_figures(None, "point"))
+    with pytest.raises(ConfigError, match="budget-on"):
+        parse_budget("lut=1", "fpga-hls", on="mean")
 
 
 @pytest.mark.parametrize("spec,target,needle", [

@@ -70,7 +70,7 @@ def _check_families(r, target: str) -> None:
 
 def search(recipe: Any, *, target: str, out: str | Path, budget: str | dict | None = None, trials: int | None = None,
            workers: int = 1, address: str | None = None, quick: bool = False, resume: bool = False,
-           overwrite: bool = False, progress: bool = True, export_best: bool = True,
+           overwrite: bool = False, progress: bool = True, export_best: bool = True, budget_on: str = "upper",
            log: Callable[[str], None] | None = None) -> SearchResult:
     """Search ``recipe``'s space for ``target`` under ``budget``; see the module docstring."""
     from edgekd.pipeline import _ToolsLog
@@ -78,7 +78,7 @@ def search(recipe: Any, *, target: str, out: str | Path, budget: str | dict | No
 
     r = _recipe(recipe)
     _check_families(r, target)
-    b = parse_budget(budget if budget not in (None, "") else r.search.budget, target)
+    b = parse_budget(budget if budget not in (None, "") else r.search.budget, target, budget_on)
     if trials is not None:
         if trials < 1:
             raise ConfigError(f"--trials must be ≥ 1, got {trials}", where="--trials")
@@ -128,7 +128,7 @@ def _conclude(ctx, recs, target: str, b: Budget, export_best: bool, seconds: flo
 
     for r in recs:  # judged by this call's budget (a resumed search may bring another)
         if r.cost:
-            figs = Cost(**r.cost).budget_figures(r.val_accuracy)
+            figs = Cost(**r.cost).budget_figures(r.val_accuracy, b.on)
             r.violations, r.budget_met = b.violations(figs), r.status == "complete" and b.met(figs)
     counts = {s: sum(r.status == s for r in recs) for s in ("complete", "pruned", "over-budget", "failed")}
     front = front_of(recs)

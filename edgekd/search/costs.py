@@ -46,7 +46,9 @@ class Cost:
         vals = [v for k, v in self.resources.items() if k != "params"]
         return max(vals) if vals else float(self.resources.get("params", 0.0))
 
-    def budget_figures(self, accuracy: float | None) -> dict[str, float | None]:
+    def budget_figures(self, accuracy: float | None, on: str = "upper") -> dict[str, float | None]:
+        if on == "point":
+            return {"latency_us": self.latency_us, "accuracy": accuracy, **self.resources}
         lat = self.latency_interval[1] if self.latency_interval else self.latency_us
         return {"latency_us": lat, "accuracy": accuracy, **{k: self.upper.get(k, v) for k, v in self.resources.items()}}
 

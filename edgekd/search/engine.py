@@ -112,11 +112,11 @@ def run_local(study, space: SearchSpace, ctx, target: str, budget: Budget, n_tri
 
 
 def _ray_trainable(config: dict[str, Any], recipe_json: dict[str, Any], out: str, target: str,
-                   limits: dict[str, float]) -> dict[str, float]:
+                   limits: dict[str, float], on: str = "upper") -> dict[str, float]:
     from edgekd.search.context import load_search
 
     ctx = load_search(recipe_json, Path(out))
-    rec = run_trial(candidate_from_config(config), ctx, target, Budget(limits))
+    rec = run_trial(candidate_from_config(config), ctx, target, Budget(limits, on))
     acc, lat, res = rec.objectives()
     return {"accuracy": acc, "latency_us": lat if math.isfinite(lat) else 1e9, "resource": res,
             "status": rec.status, "key": rec.key}
@@ -146,7 +146,7 @@ def run_ray(space: SearchSpace, ctx, target: str, budget: Budget, n_trials: int,
     try:
         trainable = tune.with_resources(
             tune.with_parameters(_ray_trainable, recipe_json=ctx.recipe.model_dump(mode="json"), out=str(ctx.out),
-                                 target=target, limits=dict(budget.limits)), {"cpu": 1})
+                                 target=target, limits=dict(budget.limits), on=budget.on), {"cpu": 1})
         tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=workers), num_samples=todo),
             run_config=tune.RunConfig(storage_path=str((ctx.out / "ray").resolve()), name="trials", verbose=0))

@@ -31,25 +31,39 @@ def export_recipe(ctx, cand: Candidate, name: str, target: str):
     return r
 
 
-def _target_figures(target: str, out, accuracy: float) -> dict[str, Any]:
+def _fpga_latency(f, on: str, n_px: int) -> float | None:
+    """First pixel to decision from the target's own figure (an io_parallel design waits for the last pixel)."""
+    lat, iv = f.first_pixel_to_decision_us, f.intervals.get("first_pixel_to_decision_us")
+    if lat is None and f.latency_cycles:
+        from edgekd.hwtargets import load_fpga
+        from edgekd.profile.first_pixel import arrival_us
+
+        t = load_fpga(f.part)
+        _, last = arrival_us(n_px, t.pixel_bus) if t.pixel_bus else (0, 0.0)
+        lat = last + (f.latency_cycles + 1) / f.clock_mhz
+        cyc = f.intervals.get("latency_cycles")
+        iv = [last + (c + 1) / f.clock_mhz for c in cyc] if cyc else None
+    return iv[1] if (iv and on == "upper") else lat
+
+
+def _target_figures(target: str, out, accuracy: float, on: str = "upper", n_px: int = 1) -> dict[str, Any]:
     figs: dict[str, Any] = {"accuracy": accuracy}
     if target.startswith("fpga") and out.fpga:
         f = out.fpga[0]
-        lat = f.first_pixel_to_decision_us
-        iv = f.intervals.get("first_pixel_to_decision_us")
-        figs["latency_us"] = iv[1] if iv else lat
+        figs["latency_us"] = _fpga_latency(f, on, n_px)
         figs["latency_label"] = f.method
         part = {"lut": "lut", "ff": "ff", "dsp": "dsp", "bram": "bram_36k"}
         if target == "fpga-rtl":  # da4ml: constant multiplications in LUT adders, no DSP, no BRAM
             figs.update({"dsp": 0.0, "bram": 0.0})
         for k, v in part.items():
             if v in f.percent:
-                up = f.intervals.get(v)
+                up = f.intervals.get(v) if on == "upper" else None
                 figs[k] = (up[1] / f.resources[v] * f.percent[v] / 100) if up and f.resources.get(v) else \
                     f.percent[v] / 100
     elif out.latencies:
         row = next((r for r in out.latencies if r.batch_size == 1), out.latencies[0])
-        figs["latency_us"], figs["latency_label"] = row.p90_us, row.method
+        figs["latency_us"] = row.p90_us if on == "upper" else row.p50_us
+        figs["latency_label"] = row.method
     return figs
 
 
@@ -69,7 +83,8 @@ def finalize(ctx, best: TrialRecord, target: str, budget: Budget) -> dict[str, A
                          desc="test split, first {n} images")
     if target in ("onnxruntime", "cpu-torch"):
         out.latencies += profile_targets(recipe, {name: model}, ctx.views, out.artifacts, ctx.log)
-    figs = _target_figures(target, out, float(best.val_accuracy or 0.0))
+    n_px = int(torch.tensor(ctx.views["test"].student.shape[1:]).prod())
+    figs = _target_figures(target, out, float(best.val_accuracy or 0.0), budget.on, n_px)
     judged = {k: v for k, v in figs.items() if k in budget.limits}
     return {"name": name, "candidate": cand.to_dict(), "label": cand.label(),
             "artifacts": [a.to_dict() for a in out.artifacts],

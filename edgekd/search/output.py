@@ -19,7 +19,7 @@ def closest(recs: list[TrialRecord], budget: Budget, n: int = 3) -> list[TrialRe
     from edgekd.search.costs import Cost
 
     def dist(r: TrialRecord) -> float:
-        return budget.distance(Cost(**r.cost).budget_figures(r.val_accuracy))
+        return budget.distance(Cost(**r.cost).budget_figures(r.val_accuracy, budget.on))
 
     done = sorted([r for r in recs if r.status == "complete" and r.cost], key=dist)
     # too few trained points: the nearest priced-but-untrained ones too (their accuracy is unknown)

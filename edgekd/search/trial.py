@@ -164,7 +164,7 @@ def run_trial(cand: Candidate, ctx, target: str, budget: Budget) -> TrialRecord:
         rec.status, rec.message = "failed", cost_error(exc)
     rec.seconds = time.perf_counter() - t0
     if rec.cost is not None:
-        figs = Cost(**rec.cost).budget_figures(rec.val_accuracy)
+        figs = Cost(**rec.cost).budget_figures(rec.val_accuracy, budget.on)
         rec.violations = budget.violations(figs)
         rec.budget_met = rec.status == "complete" and budget.met(figs)
     ctx.log(f"[search] {rec.label}: {rec.status}"
@@ -176,7 +176,7 @@ def run_trial(cand: Candidate, ctx, target: str, budget: Budget) -> TrialRecord:
 
 def _over(budget: Budget, cost: Cost) -> dict[str, float]:
     """What is already over budget before training (figures not known yet are judged later)."""
-    figs = cost.budget_figures(None)
+    figs = cost.budget_figures(None, budget.on)
     return {k: v for k, v in budget.violations(figs).items()
             if k != "accuracy" and figs.get(k) is not None and v > 0}
 
