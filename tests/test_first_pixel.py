@@ -81,3 +81,20 @@ def test_reuse_search_reaches_large_factors_and_data_dependent_runs(study_layers
     # Resource convs: the image's own run lies inside C synthesis's data-dependent range, whose top the interval covers
     assert lo_c < res.first_pixel_to_decision_us < hi_c and lo <= res.first_pixel_to_decision_us and hi >= hi_c
     assert est.latency_cycles == est.latency_range_cycles[1]
+
+
+def test_io_parallel_figures_wait_for_the_last_pixel_with_the_estimates_interval():
+    import torch.nn as nn
+
+    from edgekd.config.schema import HlsExportConfig
+    from edgekd.profile.first_pixel import arrival_us
+    from edgekd.profile.fpga import hls_figures
+
+    m = nn.Sequential(nn.AvgPool2d(4), nn.Flatten(), nn.Linear(144, 8), nn.ReLU(), nn.Linear(8, 2))
+    fig, _ = hls_figures(m, "mlp", (1, 48, 48), HlsExportConfig(io_type="io_parallel", strategy="Latency",
+                                                                 reuse_factor=1), 8)
+    t = load_fpga("xcku035-fbva676-2-e")
+    _, last = arrival_us(48 * 48, t.pixel_bus)
+    assert fig.first_pixel_to_decision_us == pytest.approx(last + (fig.latency_cycles + 1) / fig.clock_mhz)
+    lo, hi = fig.intervals["first_pixel_to_decision_us"]
+    assert last < lo <= fig.first_pixel_to_decision_us <= hi

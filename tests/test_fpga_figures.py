@@ -23,10 +23,10 @@ def test_study_student_estimate_is_labelled_and_checked_against_the_part():
         assert "% of the part" in fig.details["reuse_alone_insufficient"]
 
 
-def test_io_parallel_has_no_first_pixel_stream_model():
+def test_io_parallel_figures_are_judged_on_the_upper_ends():
     m = create_net("mlp", num_classes=2, in_channels=1, input_size=48, params={"hidden": 8})
     fig, _ = hls_figures(m, "mlp", (1, 48, 48), HlsExportConfig(io_type="io_parallel"), 12)
-    assert fig.first_pixel_to_decision_us is None
+    assert fig.first_pixel_to_decision_us is not None  # whole image, then the design (test_first_pixel.py)
     assert fig.ii_cycles >= 1 and fig.percent["lut"] < 100  # the central estimate fits ...
     # ... and "fits the part" is judged on the upper end of each 80 % interval, and says so
     assert fig.details["fits_part"] == all(v <= 100 for v in fig.details["percent_upper"].values())

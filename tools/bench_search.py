@@ -173,7 +173,7 @@ def _elapsed_min(folder: Path) -> float:
 
 def render(work: Path, results: dict[str, dict], reference: float | None, trials: int) -> str:
     parts = ["## Students chosen by the budget (`tools/bench_search.py`)\n",
-             f"`edgekd search models/cellsort.yaml --target T --budget B --trials N` (Optuna TPE, "
+             "`edgekd search models/cellsort.yaml --target T --budget B --trials N` (Optuna TPE, "
              "multi-objective, budget as constraints; rungs 2 → 6 epochs of KD with the cached teacher, a trial more "
              "than 5 points behind the best after 2 epochs stops; QAT candidates train their float twin, then 3 "
              "epochs of fine-tuning), full built-in data (4000/1000/2000), one teacher for all three. Latency labels: "

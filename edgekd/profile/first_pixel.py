@@ -113,6 +113,17 @@ def parallel_first_pixel(n_pixels: int, latency_cycles: int, target: FpgaTarget,
                             details={"latency_cycles": latency_cycles})
 
 
+def parallel_first_pixel_estimate(n_pixels: int, est: HlsEstimate, target: FpgaTarget, *, model: str = "",
+                                  design: str = "hls4ml io_parallel") -> FirstPixelResult:
+    """First pixel to decision of an estimated design that needs the whole image (hls4ml io_parallel),
+    with the estimate's latency interval carried over (``details['first_pixel_to_decision_interval_us']``)."""
+    fp = parallel_first_pixel(n_pixels, est.latency_cycles, target, model=model, method="estimated", design=design)
+    lo, hi = est.intervals.get("latency_cycles", [est.latency_cycles] * 2)
+    fp.details["first_pixel_to_decision_interval_us"] = [fp.last_pixel_arrival_us + (c + 1) / target.clock_mhz
+                                                         for c in (lo, hi)]
+    return fp
+
+
 def fastest_fitting_reuse(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget,
                           candidates: int = 6) -> dict[str, int]:
     """Per-layer reuse factors with the lowest estimated latency whose DSPs fit the part.

@@ -6,6 +6,8 @@ synthesis report in the project overrides it (then its source names the report).
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,12 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
         fp_iv = fp.details.get("first_pixel_to_decision_interval_us")
     else:
         est = fe.estimate_hls(layers, hcfg, target, model=name)
+        if target.pixel_bus is not None:  # io_parallel waits for the last pixel, then computes
+            from edgekd.profile.first_pixel import parallel_first_pixel_estimate
+
+            fp = parallel_first_pixel_estimate(int(math.prod(input_shape)), est, target, model=name)
+            first_pixel = fp.first_pixel_to_decision_us
+            fp_iv = fp.details["first_pixel_to_decision_interval_us"]
     intervals = {k: list(v) for k, v in est.intervals.items()}
     if "latency_cycles" in intervals:
         intervals["latency_us"] = [c / est.clock_mhz for c in intervals["latency_cycles"]]

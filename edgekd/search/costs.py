@@ -83,7 +83,7 @@ def hls_cost(float_twin: nn.Module, model: nn.Module, input_shape: tuple[int, ..
     """Estimated hls4ml figures (no training needed: the estimator reads shapes)."""
     from edgekd.hwtargets import load_fpga
     from edgekd.profile import fpga_estimate as fe
-    from edgekd.profile.first_pixel import fastest_fitting_reuse, parallel_first_pixel, stream_first_pixel
+    from edgekd.profile.first_pixel import fastest_fitting_reuse, parallel_first_pixel_estimate, stream_first_pixel
 
     h = recipe.export.hls
     target = load_fpga(knobs.get("part", h.target))
@@ -104,12 +104,8 @@ def hls_cost(float_twin: nn.Module, model: nn.Module, input_shape: tuple[int, ..
         lat, iv = fp.first_pixel_to_decision_us, fp.details.get("first_pixel_to_decision_interval_us")
     else:
         est = fe.estimate_hls(layers, cfg, target)
-        n_px = int(math.prod(input_shape))
-        fp = parallel_first_pixel(n_px, est.latency_cycles, target, method="estimated", design="hls4ml io_parallel")
-        lat = fp.first_pixel_to_decision_us
-        lo, hi = est.intervals.get("latency_cycles", [est.latency_cycles] * 2)
-        iv = [fp.last_pixel_arrival_us + (lo + 1) / target.clock_mhz, fp.last_pixel_arrival_us + (hi + 1) /
-              target.clock_mhz]
+        fp = parallel_first_pixel_estimate(int(math.prod(input_shape)), est, target)
+        lat, iv = fp.first_pixel_to_decision_us, fp.details["first_pixel_to_decision_interval_us"]
     part = {"lut": target.resources.lut, "ff": target.resources.ff, "dsp": target.resources.dsp,
             "bram_36k": target.resources.bram_36k}
     up = est.upper()
@@ -162,29 +158,27 @@ def rtl_cost(model: nn.Module, x: torch.Tensor, recipe: Any, *, generate: bool =
 
 
 def measured_cost(model: nn.Module, x: torch.Tensor, target: str, runs: int) -> Cost:
-    """Batch-1 latency on this machine's CPU (ONNX Runtime or eager PyTorch), 1 thread."""
+    """Batch-1 latency on this machine's CPU, 1 thread, by the target's own profiler."""
     from edgekd.nets.registry import count_parameters
-    from edgekd.profile.timing import time_calls
 
     model = model.eval()
     ex = x[:1].contiguous()
+    warmup = max(runs // 10, 5)
     if target == "onnxruntime":
-        from edgekd.export.onnx import export_onnx, ort_session
+        from edgekd.export.onnx import export_onnx
+        from edgekd.profile.onnxruntime import profile_ort
 
         with tempfile.TemporaryDirectory(prefix="edgekd-search-ort-") as tmp:
             path = export_onnx(model, ex, Path(tmp) / "candidate.onnx")
-            sess = ort_session(path, threads=1)
-            feed = {sess.get_inputs()[0].name: ex.numpy()}
-            samples = time_calls(lambda: sess.run(None, feed), runs=runs, warmup=max(runs // 10, 5))
+            r = profile_ort(path, "candidate", ex.numpy(), batch_size=1, runs=runs, warmup=warmup, threads=1)
     else:
-        with torch.inference_mode():
-            samples = time_calls(lambda: model(ex), runs=runs, warmup=max(runs // 10, 5))
-    arr = np.asarray(samples, dtype=float) * 1e6  # s → µs
-    p50, p90 = float(np.percentile(arr, 50)), float(np.percentile(arr, 90))
-    return Cost(latency_us=p50, latency_label="measured", latency_interval=[float(np.percentile(arr, 10)), p90],
+        from edgekd.profile.cpu_torch import profile_torch
+
+        r = profile_torch(model, "candidate", ex, batch_size=1, runs=runs, warmup=warmup, threads=1)
+    return Cost(latency_us=r.p50_us, latency_label=r.method, latency_interval=[r.min_us, r.p90_us],
                 resources={"params": float(count_parameters(model))}, resource_label="parameters",
-                details={"runs": runs, "p90_us": p90, "batch": 1, "budget_on": "p90",
-                         "threads": 1 if target == "onnxruntime" else torch.get_num_threads()})
+                details={"runs": runs, "p90_us": r.p90_us, "p99_us": r.p99_us, "batch": 1, "budget_on": "p90",
+                         "threads": 1, "timer": r.timer})
 
 
 def cost_error(exc: Exception) -> str:

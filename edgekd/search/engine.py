@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgekd.errors import ToolMissingError
 from edgekd.search.budget import Budget

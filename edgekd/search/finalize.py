@@ -31,26 +31,17 @@ def export_recipe(ctx, cand: Candidate, name: str, target: str):
     return r
 
 
-def _fpga_latency(f, on: str, n_px: int) -> float | None:
-    """First pixel to decision from the target's own figure (an io_parallel design waits for the last pixel)."""
-    lat, iv = f.first_pixel_to_decision_us, f.intervals.get("first_pixel_to_decision_us")
-    if lat is None and f.latency_cycles:
-        from edgekd.hwtargets import load_fpga
-        from edgekd.profile.first_pixel import arrival_us
-
-        t = load_fpga(f.part)
-        _, last = arrival_us(n_px, t.pixel_bus) if t.pixel_bus else (0, 0.0)
-        lat = last + (f.latency_cycles + 1) / f.clock_mhz
-        cyc = f.intervals.get("latency_cycles")
-        iv = [last + (c + 1) / f.clock_mhz for c in cyc] if cyc else None
-    return iv[1] if (iv and on == "upper") else lat
+def _fpga_latency(f, on: str) -> float | None:
+    """First pixel to decision by the target's own figure (upper end of its interval, or the estimate)."""
+    iv = f.intervals.get("first_pixel_to_decision_us")
+    return iv[1] if (iv and on == "upper") else f.first_pixel_to_decision_us
 
 
-def _target_figures(target: str, out, accuracy: float, on: str = "upper", n_px: int = 1) -> dict[str, Any]:
+def _target_figures(target: str, out, accuracy: float, on: str = "upper") -> dict[str, Any]:
     figs: dict[str, Any] = {"accuracy": accuracy}
     if target.startswith("fpga") and out.fpga:
         f = out.fpga[0]
-        figs["latency_us"] = _fpga_latency(f, on, n_px)
+        figs["latency_us"] = _fpga_latency(f, on)
         figs["latency_label"] = f.method
         part = {"lut": "lut", "ff": "ff", "dsp": "dsp", "bram": "bram_36k"}
         if target == "fpga-rtl":  # da4ml: constant multiplications in LUT adders, no DSP, no BRAM
@@ -83,8 +74,7 @@ def finalize(ctx, best: TrialRecord, target: str, budget: Budget) -> dict[str, A
                          desc="test split, first {n} images")
     if target in ("onnxruntime", "cpu-torch"):
         out.latencies += profile_targets(recipe, {name: model}, ctx.views, out.artifacts, ctx.log)
-    n_px = int(torch.tensor(ctx.views["test"].student.shape[1:]).prod())
-    figs = _target_figures(target, out, float(best.val_accuracy or 0.0), budget.on, n_px)
+    figs = _target_figures(target, out, float(best.val_accuracy or 0.0), budget.on)
     judged = {k: v for k, v in figs.items() if k in budget.limits}
     return {"name": name, "candidate": cand.to_dict(), "label": cand.label(),
             "artifacts": [a.to_dict() for a in out.artifacts],
