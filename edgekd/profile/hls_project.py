@@ -23,7 +23,8 @@ from edgekd.errors import EdgekdError
 
 _DEFINE = re.compile(r"^\s*#define\s+(\w+)\s+(.+?)\s*$", re.M)
 _TYPEDEF = re.compile(r"typedef\s+(ap_u?fixed<[^;]*?>|ap_u?int<\s*\d+\s*>|\w+)\s+(\w+)\s*;")
-_STRUCT = re.compile(r"(?:^//\s*([^\n]*)\n)?struct\s+(\w+)\s*:\s*nnet::(\w+)\s*\{", re.M)
+# hls4ml's hard activations (hard_sigmoid, hard_tanh) write a config struct with no base
+_STRUCT = re.compile(r"(?:^//\s*([^\n]*)\n)?struct\s+(\w+)\s*(?::\s*nnet::(\w+)\s*)?\{", re.M)
 _CONST = re.compile(r"static\s+const\s+(?:unsigned|int|bool|float|double|nnet::\w+(?:::\w+)?)\s+(\w+)\s*=\s*([^;]+);")
 
 
@@ -66,6 +67,10 @@ def _structs(text: str, env: dict[str, Any], typedefs: dict[str, str]) -> list[t
     out = []
     for m in _STRUCT.finditer(text):
         comment, name, base = (m.group(1) or "").strip(), m.group(2), m.group(3)
+        if base is None:
+            if not re.match(r"hard_\w+_config\d+$", name):
+                continue
+            base = "activ_config"  # hard_activ_config_template: n_in, slope, shift, io_type
         depth, i = 1, m.end()
         while i < len(text) and depth:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
