@@ -62,3 +62,31 @@ def test_user_points_append_and_replace(tmp_path):
     fc.append_user_point(_rec(id="mine", reported={"latency_max": 12}), p)
     recs = fc.load_file(p, group="user")
     assert len(recs) == 1 and recs[0].reported["latency_max"] == 12 and recs[0].group == "user"
+
+
+def test_hard_activations_are_read_from_parameters_h():
+    from edgekd.profile.hls_project import parse_parameters
+
+    # hls4ml's hard_activ_config_template writes a struct with no nnet:: base
+    params = """
+struct config2 : nnet::dense_config {
+    static const unsigned n_in = 16;
+    static const unsigned n_out = 8;
+    static const unsigned reuse_factor = 1;
+};
+
+struct hard_tanh_config3 {
+    static const unsigned n_in = 8;
+    static const slope3_t slope;
+    static const shift3_t shift;
+    static const unsigned io_type = nnet::io_parallel;
+    static const unsigned reuse_factor = 1;
+};
+
+struct helper_t {
+    static const unsigned n_in = 99;
+};
+"""
+    layers, _ = parse_parameters(params)
+    assert [(l.kind, l.activation) for l in layers] == [("dense", None), ("act", "hard_tanh")]
+    assert layers[1].in_shape == (8,)
