@@ -248,3 +248,22 @@ def test_a_combinational_design_has_no_pipeline_registers():
     assert s.latency == 0 and s.ff == 16  # hls4ml's CI reports 18 FF: the registered input only
     deep = hls_model.structural(layers_from_spec([{"kind": "dense", "n_in": 64, "n_out": 64}]), clock_mhz=200, **kw)
     assert deep.latency >= 1 and deep.ff > 64 * 16
+
+
+def test_slower_parts_fit_fewer_adder_levels_a_cycle():
+    from edgekd.profile import hls_model
+
+    # DSP Fmax ratio to UltraScale+ -2 (775 MHz): Zynq-7020 -1 464 MHz, Kintex UltraScale -2 661 MHz
+    assert hls_model.speed_factor("xcvu13p-flga2577-2-e") == 1.0
+    assert hls_model.speed_factor("xcu250-figd2104-2L-e") == 1.0
+    assert hls_model.speed_factor("") == 1.0
+    assert hls_model.speed_factor("xc7z020-clg400-1") == pytest.approx(775 / 464)
+    assert hls_model.speed_factor("xcku035-fbva676-2-e") == pytest.approx(775 / 661)
+    assert 1.0 < hls_model.speed_factor("xc7vx690t-ffg1761-2") < hls_model.speed_factor("xc7z020-clg400-1")
+    layers = layers_from_spec([{"kind": "dense", "n_in": 4, "n_out": 8}, {"kind": "act", "n": 8},
+                               {"kind": "dense", "n_in": 8, "n_out": 8}, {"kind": "act", "n": 8},
+                               {"kind": "dense", "n_in": 8, "n_out": 3}])
+    kw = dict(io_type="io_parallel", strategy="Latency", reuse={}, bits=16, clock_mhz=200, family="vitis")
+    fast = hls_model.structural(layers, **kw)
+    slow = hls_model.structural(layers, speed=hls_model.speed_factor("xc7z020-clg400-1"), **kw)
+    assert slow.latency > fast.latency

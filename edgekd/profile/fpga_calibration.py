@@ -69,7 +69,8 @@ def record_structural(r: CalibrationRecord) -> hls_model.Structural:
     bits = max((l.weight_bits or 0 for l in layers), default=0) or 16
     reuse = {l.name: l.reuse_factor or int(r.hls4ml.get("reuse_factor") or 1) for l in layers}
     return hls_model.structural(layers, io_type=r.io_type, strategy=r.strategy, reuse=reuse, bits=max(bits, 8),
-                                clock_mhz=1000.0 / r.clock_ns, family=r.family)
+                                clock_mhz=1000.0 / r.clock_ns, family=r.family,
+                                speed=hls_model.speed_factor(r.part))
 
 
 def _row(x: float, d: Design) -> np.ndarray:

@@ -146,9 +146,31 @@ def _fifo_bram(words: int, width_bits: int) -> float:
     return float(width_bits * math.ceil(words / 16384))
 
 
+def speed_factor(part: str | None) -> float:
+    """How much slower the part's DSP and fabric are than the UltraScale+ -2 the delays above describe:
+    the ratio of the DSP slice's datasheet Fmax (DSP48E2 -2: 775 MHz) to the part's (Artix-7 / Zynq-7010/20
+    DSP48E1: 464 / 551 / 629 MHz at -1 / -2 / -3; Kintex-7, Virtex-7, Zynq-7030+: 550 / 650 / 741;
+    UltraScale DSP48E2: 600 / 661 / 741; UltraScale+: 645 / 775 / 891). HLS schedules with a delay
+    library per family and speed grade, so fewer adder levels fit a cycle on a slower part."""
+    import re as _re
+
+    p = (part or "").lower()
+    m = _re.search(r"-(\d)", p.split("-", 1)[1] if "-" in p else "")
+    grade = int(m.group(1)) if m else 2
+    if p.startswith("xc7z0") and p[5:7] in ("07", "10", "14", "20") or p.startswith(("xc7a", "xc7s")):
+        fmax = {1: 464.0, 2: 551.0, 3: 629.0}
+    elif p.startswith("xc7"):
+        fmax = {1: 550.0, 2: 650.0, 3: 741.0}
+    elif p.startswith(("xcku0", "xcku1", "xcvu0", "xcvu1", "xcvu440")) and not _re.match(r"xc(ku|vu)\d+p", p):
+        fmax = {1: 600.0, 2: 661.0, 3: 741.0}
+    else:  # UltraScale+ (xczu, xcvu*p, xcku*p, Alveo xcu*) and unknown parts
+        fmax = {1: 645.0, 2: 775.0, 3: 891.0}
+    return 775.0 / fmax.get(grade, fmax[2])
+
+
 def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[str, int], bits: int,
                clock_mhz: float, arrival: tuple[float, float] | None = None, scale: float = 1.0,
-               family: str = "vitis") -> Structural:
+               family: str = "vitis", speed: float = 1.0) -> Structural:
     """Design figures of ``layers`` (HlsLayer) as hls4ml generates them; ``reuse``: layer name → RF used.
 
     ``arrival``: (first, last) input word times (io_stream); ``scale`` multiplies every
@@ -156,6 +178,7 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
     arrival-bound design stays arrival-bound)."""
     stream = io_type == "io_stream"
     default_strat = (strategy or "Latency").lower()
+    clock_mhz = clock_mhz * speed  # a slower part: the delays take a larger share of each period
     levels = max(1, round(4 * (1000.0 / clock_mhz) / 5.0))  # adder levels a cycle (4 at 5 ns)
     figs: list[LayerFigures] = []
     words_next: int | None = None  # stream words of the next layer's input (None: its pixels)
