@@ -267,3 +267,17 @@ def test_slower_parts_fit_fewer_adder_levels_a_cycle():
     fast = hls_model.structural(layers, **kw)
     slow = hls_model.structural(layers, speed=hls_model.speed_factor("xc7z020-clg400-1"), **kw)
     assert slow.latency > fast.latency
+
+
+def test_io_parallel_conv_parallelization_factor():
+    from edgekd.profile import hls_model
+    from edgekd.profile.fpga_estimate import HlsLayer
+
+    # hls4ml's conv_2d_latency_cl: n_partitions iterations (II = RF each), n_pixels = out_px / n_partitions
+    # output pixels computed side by side (calwilee/hls4ml-automated-testing: 36 pixels, n_partitions 9, II 9)
+    one = HlsLayer("c", "conv2d", (8, 8, 2), (6, 6, 5), kernel=3)
+    four = HlsLayer("c", "conv2d", (8, 8, 2), (6, 6, 5), kernel=3, n_partitions=9)
+    kw = dict(io_type="io_parallel", strategy="Latency", reuse={}, bits=16, clock_mhz=200, family="vivado")
+    s1, s4 = hls_model.structural([one], **kw), hls_model.structural([four], **kw)
+    assert s1.ii == 36 and s4.ii == 9
+    assert s4.multipliers == 4 * s1.multipliers

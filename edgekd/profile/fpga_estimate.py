@@ -80,6 +80,9 @@ class HlsLayer:
     implementation: str | None = None
     pool_op: str | None = None
     activation: str | None = None
+    # io_parallel convolutions: hls4ml's ``n_partitions`` (output pixels / ParallelizationFactor); None: one
+    # pixel at a time (the default, n_partitions = output pixels)
+    n_partitions: int | None = None
 
     @property
     def n_in(self) -> int:

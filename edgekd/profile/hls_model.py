@@ -246,7 +246,11 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
                 c = _alloc_cycles(n_in * out_px, n_out, l.n_zeros * out_px, rf, wb, ab) if rf > 1 else 1.0
                 ii, depth = float(rf), c + tree
             else:
-                ii = out_px * rf
+                # conv_*d_latency_cl: a loop over n_partitions (PIPELINE II=RF), each iteration computing
+                # n_pixels = out_px / n_partitions output pixels side by side (ParallelizationFactor)
+                parts = max(1, min(out_px, l.n_partitions or out_px))
+                m *= math.ceil(out_px / parts)
+                ii = parts * rf
                 depth = ii + tree
             if strat == "resource" and rf >= 4:
                 bram += math.ceil(m * wb / 36) * math.ceil(rf / 1024)

@@ -116,6 +116,13 @@ def parse_parameters(params: str, defines: str = "") -> tuple[list[Any], dict[st
                       accum_bits=v.get("accum_t_bits") or mult.get("accum_t_bits"),
                       n_zeros=int(v.get("n_zeros", 0)) if isinstance(v.get("n_zeros", 0), (int, float)) else 0,
                       implementation=str(v.get("implementation", "")) or None)
+        parts = v.get("n_partitions")
+        if base in ("conv2d_config", "conv1d_config") and isinstance(parts, (int, float)):
+            out_px = int(v.get("out_height", 1)) * int(v.get("out_width", 1))
+            if 0 < parts < out_px:  # a ParallelizationFactor > 1 (the default writes n_partitions = out_px)
+                common["n_partitions"] = int(parts)
+        if base == "conv2d_config" and "depthwise" in lname.lower():
+            common["implementation"] = "depthwise"
         if base == "conv2d_config":
             pads = tuple(int(v.get(k, 0)) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right"))
             # hls4ml's own padding: the conv's in_height already includes it when a ZeroPadding layer precedes
