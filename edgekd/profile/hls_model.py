@@ -150,8 +150,9 @@ def speed_factor(part: str | None) -> float:
     """How much slower the part's DSP and fabric are than the UltraScale+ -2 the delays above describe:
     the ratio of the DSP slice's datasheet Fmax (DSP48E2 -2: 775 MHz) to the part's (Artix-7 / Zynq-7010/20
     DSP48E1: 464 / 551 / 629 MHz at -1 / -2 / -3; Kintex-7, Virtex-7, Zynq-7030+: 550 / 650 / 741;
-    UltraScale DSP48E2: 600 / 661 / 741; UltraScale+: 645 / 775 / 891). HLS schedules with a delay
-    library per family and speed grade, so fewer adder levels fit a cycle on a slower part."""
+    UltraScale DSP48E2: 600 / 661 / 741; UltraScale+: 645 / 775 / 891 — the Xilinx data sheets' values as
+    recalled, not re-checked against the documents here). HLS schedules with a delay library per family and
+    speed grade, so fewer adder levels fit a cycle on a slower part."""
     import re as _re
 
     p = (part or "").lower()
