@@ -55,8 +55,7 @@ def test_refuses_unsupported_before_conversion():
         (qnn.QuantConv2d(1, 2, 3, padding="same", weight_quant=W, bias=False), "padding='same'", "explicit integer"),
         (qnn.QuantConv2d(2, 2, 3, groups=2, weight_quant=W, bias=False), "groups=2", "groups=1"),
         (qnn.QuantConv2d(1, 2, 3, dilation=2, weight_quant=W, bias=False), "dilation=\\(2, 2\\)", "dilation=1"),
-        (qnn.QuantConv2d(1, 2, 3, weight_quant=W, bias=True, bias_quant=Int16Bias), "quantized bias", "bias=False"),
-        (qnn.QuantConv2d(1, 2, 3, weight_quant=W, bias=True), "float bias", "bias=False"),
+        (qnn.QuantConv2d(1, 2, 3, weight_quant=W, bias=True), "float bias", "bias: quantized"),
         (nn.Conv2d(1, 2, 3, bias=False), "float Conv2d", "QuantConv2d"),
         (nn.AvgPool2d(2), "average pooling", "MaxPool2d"),
         (nn.GELU(), "GELU", "ReLU"),
@@ -71,6 +70,9 @@ def test_refuses_unsupported_before_conversion():
     with pytest.raises(EdgekdError, match="not a power of two"):
         check_qat_supported(_qseq(qnn.QuantConv2d(1, 2, 3, weight_quant=Int8WeightPerTensorFloat, bias=False)))
     check_qat_supported(quant.firmware_part(_q()))  # the registry's QAT students pass
+    check_qat_supported(quant.firmware_part(_q(bias="quantized")))
+    # a bias on the accumulator grid (input × weight scale) is exact in firmware
+    check_qat_supported(_qseq(qnn.QuantConv2d(1, 2, 3, weight_quant=W, bias=True, bias_quant=Int16Bias)))
 
 
 def test_refusal_happens_before_any_file_is_written(tmp_path, cells16):
@@ -87,10 +89,18 @@ def test_refusal_happens_before_any_file_is_written(tmp_path, cells16):
 def test_qat_cnn_csim_is_bit_exact(tmp_path, cells16, io_type):
     from edgekd.export.qonnx_hls import export_qat_and_check
 
-    m = _calibrated(_q(weight_bits=4, act_bits=4, layer_bits={"conv1": {"weight": 6}, "fc": 8}), cells16)
+    m = _calibrated(_q(weight_bits=4, act_bits=4, layer_bits={"conv1": {"weight": 6}, "fc": 8}, bias="quantized"),
+                    cells16)
+    with torch.no_grad():  # biases large enough to move decisions
+        for mod in m.modules():
+            if getattr(mod, "bias", None) is not None:
+                mod.bias.normal_(0, 0.5)
     norm = NormalizeConfig()
     cfg = HlsExportConfig(io_type=io_type, backend="Vitis", strategy="Latency", reuse_factor=1)
-    art = export_qat_and_check(m, "q", cells16, tmp_path, cfg, mean=norm.mean, std=norm.std, log=lambda s: None)
+    # per-layer reuse factors, in layer order (what reuse_factor: auto chooses); the arithmetic is unchanged
+    reuse = {"conv1": 1, "conv2": 2, "fc": 2} if io_type == "io_stream" else None
+    art = export_qat_and_check(m, "q", cells16, tmp_path, cfg, mean=norm.mean, std=norm.std, layer_reuse=reuse,
+                               log=lambda s: None)
     assert art.deployable, art.error or art.fidelity.summary()
     f = art.fidelity
     assert f.exact_match_rate == 1.0 and f.max_abs_diff == 0.0 and f.n_inputs == len(cells16)
@@ -109,6 +119,14 @@ def test_qat_cnn_csim_is_bit_exact(tmp_path, cells16, io_type):
     # precisions come from the quantizers: 4-bit unsigned activations, 6-bit conv1 weights
     assert any(lt.get("result_t", "").startswith("ufixed<4,") for lt in types.values())
     assert any(lt.get("weight_t", "").startswith("fixed<6,") for lt in types.values())
+    # every bias is pinned to its exact integers on the accumulator grid, none to the 1-bit placeholder
+    bias_t = [lt["bias_t"] for lt in types.values() if "bias_t" in lt]
+    assert len(bias_t) == 3 and not any(t.startswith("fixed<1,1") for t in bias_t)
+    if reuse:
+        from edgekd.profile.hls_project import read_project
+
+        got = [l.reuse_factor for l in read_project(proj).layers if l.kind in ("dense", "conv2d")]
+        assert got == [1, 2, 2] and md["layer_reuse"] == reuse
     rec = json.loads((tmp_path / f"q-hls-{io_type[3:]}.fidelity.json").read_text())
     assert rec["status"] == "ok" and rec["fidelity"]["exact_match_rate"] == 1.0
     assert not list(tmp_path.glob(".q-hls*"))

@@ -82,11 +82,18 @@ def test_requantize_rounds_half_to_even_and_saturates():
     assert intref.QuantSpec(-4, 4, False).ap_type() == "ufixed<4,0,RND_CONV,SAT>"
 
 
-@pytest.mark.parametrize("arch,bits", [("cellsort-cnn-q", 8), ("cellsort-cnn-q", 4), ("cellsort-cnn-q", 2),
-                                       ("mlp-q", 8), ("mlp-q", 3)])
-def test_integer_reference_matches_brevitas(arch, bits):
+@pytest.mark.parametrize("arch,bits,bias", [("cellsort-cnn-q", 8, False), ("cellsort-cnn-q", 4, False),
+                                            ("cellsort-cnn-q", 2, False), ("mlp-q", 8, False), ("mlp-q", 3, False),
+                                            ("cellsort-cnn-q", 8, "quantized"), ("cellsort-cnn-q", 4, "quantized"),
+                                            ("mlp-q", 3, "quantized")])
+def test_integer_reference_matches_brevitas(arch, bits, bias):
     x = torch.randn(128, 1, 16, 16) * 1.5
-    m = _calibrated(_q(arch, weight_bits=bits, act_bits=bits), x)
+    m = _calibrated(_q(arch, weight_bits=bits, act_bits=bits, bias=bias), x)
+    if bias:
+        with torch.no_grad():  # biases large enough to move decisions (Brevitas initialises them small)
+            for mod in m.modules():
+                if getattr(mod, "bias", None) is not None:
+                    mod.bias.normal_(0, 0.5)
     fw = quant.firmware_part(m)
     pre = quant.float_preprocess(m)
     im = intref.extract(fw)
@@ -100,6 +107,23 @@ def test_integer_reference_matches_brevitas(arch, bits):
     assert (out.argmax(1) == y.argmax(1)).all()
     q, e = im.run(im.quantize_input(xin))
     assert q.dtype == np.int64 and np.array_equal(q * 2.0 ** e, out)
+    biased = [lay for lay in im.layers if lay.bias is not None]
+    assert len(biased) == (0 if not bias else 3 if arch == "cellsort-cnn-q" else 2)
+    assert all(lay.bias.dtype == np.int64 and np.any(lay.bias) for lay in biased)
+
+
+def test_bias_kinds():
+    assert _q(bias="quantized").conv1.bias_quant.is_quant_enabled
+    assert _q(bias="float").conv1.bias is not None and not _q(bias="float").conv1.bias_quant.is_quant_enabled
+    assert _q().conv1.bias is None
+    for bad in ("int", 1, None):
+        with pytest.raises(ConfigError, match="bias must be false, 'quantized' or 'float'"):
+            _q(bias=bad)
+    # a float bias is not on the accumulator grid: the integer reference refuses it by layer name
+    x = torch.randn(16, 1, 16, 16)
+    with pytest.raises(EdgekdError, match="float bias") as ei:
+        intref.extract(quant.firmware_part(_calibrated(_q(bias=True), x)))
+    assert ei.value.where == "conv1" and "bias: quantized" in ei.value.fix
 
 
 def test_integer_reference_detects_a_changed_weight():

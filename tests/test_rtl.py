@@ -48,7 +48,9 @@ def _student_intnet(kind: str):
         shape = (1, 6, 6)
     else:
         # the study's architecture at 12×12 input, 2 channels, 4-bit weights/activations
-        m = _calibrated(cellsort_cnn_q(2, 1, 12, channels=2, weight_bits=4, act_bits=4, input_bits=6), (1, 12, 12))
+        # with biases on the accumulator grid (the mlp has none: both paths are covered)
+        m = _calibrated(cellsort_cnn_q(2, 1, 12, channels=2, weight_bits=4, act_bits=4, input_bits=6,
+                                       bias="quantized"), (1, 12, 12))
         shape = (1, 12, 12)
     im = extract(firmware_part(m))
     return im, from_intref(im, shape, f"{kind}-q")
@@ -151,6 +153,7 @@ def test_mlp_rtl_exact_and_latency(built_mlp):
 def test_cnn_rtl_exact(built_cnn):
     _, net, x, art, lat, _ = built_cnn
     assert [type(l).__name__ for l in net.layers][:3] == ["IntConv2d", "IntRequant", "IntMaxPool2d"]
+    assert net.layers[0].bias is not None and np.any(net.layers[0].bias)
     assert art.fidelity.exact_match_rate == 1.0 and art.deployable, art.fidelity.summary()
     assert lat.details["latency_cycles"] >= 2
 

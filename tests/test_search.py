@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -285,6 +286,35 @@ def test_qat_student_starts_from_its_float_twin():
     wrong = create_net("cellsort-cnn-q", params={"channels": 8}, **kw)
     with pytest.raises(EdgekdError, match="weight shape"):
         init_from(wrong, f)
+
+
+def test_qat_student_keeps_biases_on_the_accumulator_grid():
+    import edgekd.nets.quant  # noqa: F401
+    from edgekd.export import intref
+    from edgekd.nets import create_net
+    from edgekd.nets.quant import firmware_part
+    from edgekd.nets.transfer import init_from
+
+    torch.manual_seed(1)
+    kw = dict(num_classes=2, in_channels=1, input_size=24)
+    f = create_net("cellsort-cnn", params={"channels": 4}, **kw).eval()
+    with torch.no_grad():
+        for mod in f.modules():
+            if getattr(mod, "bias", None) is not None:
+                mod.bias.normal_(0, 0.5)
+    x = torch.randn(256, 1, 24, 24)
+    dropped = init_from(create_net("cellsort-cnn-q", params={"channels": 4}, **kw), f, x, seed=0)
+    assert len(dropped.dropped_biases) == 3  # no bias in the QAT student: reported
+    q = create_net("cellsort-cnn-q", params={"channels": 4, "bias": "quantized"}, **kw)
+    rep = init_from(q, f, x, seed=0, calibration_steps=20)
+    assert not rep.dropped_biases
+    q.eval()
+    im = intref.extract(firmware_part(q))
+    # the float biases, rounded onto each layer's accumulator grid
+    acc_exp = im.input_spec.exp + im.layers[0].w_exp
+    np.testing.assert_array_equal(im.layers[0].bias, torch.round(f[0].bias.detach() / 2.0 ** acc_exp).numpy())
+    with torch.no_grad():
+        assert (q(x).argmax(1) == f(x).argmax(1)).float().mean().item() > 0.9
 
 
 def test_student_init_must_name_an_earlier_student(tmp_path):

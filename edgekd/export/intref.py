@@ -84,6 +84,7 @@ class IntLayer:
     relu: bool = False  # quant: ReLU before rounding (QuantReLU)
     weight: np.ndarray | None = None  # conv/linear: int64 weights
     w_exp: int = 0
+    bias: np.ndarray | None = None  # conv/linear: int64 biases on the accumulator's grid (input exp + w_exp)
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     kernel: int = 2
@@ -149,7 +150,8 @@ def _apply(layer: IntLayer, q: np.ndarray, e: int) -> tuple[np.ndarray, int]:
         v = q[:, :, : ho * k, : wo * k].reshape(n, c, ho, k, wo, k)
         return v.max(axis=(3, 5)), e
     if layer.kind == "linear":
-        return _matmul_exact(q, layer.weight.T, layer.name), e + layer.w_exp
+        acc = _matmul_exact(q, layer.weight.T, layer.name)
+        return (acc if layer.bias is None else acc + layer.bias), e + layer.w_exp
     if layer.kind == "conv":
         w = layer.weight  # O, I, kh, kw
         ph, pw = layer.padding
@@ -161,6 +163,8 @@ def _apply(layer: IntLayer, q: np.ndarray, e: int) -> tuple[np.ndarray, int]:
         n, _, ho, wo = win.shape[:4]
         cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, i * kh * kw)
         acc = _matmul_exact(cols, w.reshape(o, -1).T, layer.name)
+        if layer.bias is not None:
+            acc = acc + layer.bias
         return acc.reshape(n, ho, wo, o).transpose(0, 3, 1, 2), e + layer.w_exp
     raise AssertionError(layer.kind)
 
@@ -169,6 +173,28 @@ def _act_spec(mod: nn.Module, name: str) -> QuantSpec:
     proxy = mod.act_quant
     bits = int(proxy.bit_width())
     return QuantSpec(_exponent(proxy.scale(), name), bits, bool(proxy.is_signed), bool(proxy.is_narrow_range))
+
+
+def _int_bias(mod: nn.Module, name: str, acc_exp: int) -> np.ndarray | None:
+    """The layer's bias as integers on its accumulator grid ``2^acc_exp`` (None without a bias).
+
+    Only a bias quantized with the input scale × weight scale (Brevitas ``Int16Bias``/``Int32Bias``)
+    is on that grid; Brevitas's own bias quantizer gives the integers (rounded and clipped as in
+    training) on the grid of the input scale that reaches the layer × the weight scale.
+    """
+    if mod.bias is None:
+        return None
+    proxy = mod.bias_quant
+    if not (getattr(proxy, "is_quant_enabled", False) and getattr(proxy, "requires_input_scale", False)):
+        raise EdgekdError("a float bias is not on the accumulator's fixed-point grid, so the firmware could not "
+                          "match the model bit for bit", where=name,
+                          fix="build the student with bias: quantized (or bias: false)")
+    # the quantizer Brevitas applies in forward, given the bias scale it computes there (input × weight)
+    out, scale, _, _ = proxy.tensor_quant(mod.bias.detach(), torch.tensor([2.0 ** acc_exp]))
+    if _exponent(scale, name) != acc_exp:
+        raise EdgekdError(f"bias scale {float(scale.reshape(-1)[0])!r} is not the accumulator's 2^{acc_exp}",
+                          where=name, fix="quantize the bias with the input × weight scale (Int32Bias)")
+    return np.rint((out.double() / 2.0 ** acc_exp).numpy()).astype(np.int64)
 
 
 def _is_brevitas_layer(mod: nn.Module) -> bool:
@@ -188,6 +214,7 @@ def extract(model: nn.Module) -> IntModel:
     layers: list[IntLayer] = []
     input_spec: QuantSpec | None = None
     seen_brevitas: set[str] = set()
+    exp = 0  # the exponent of the tensor flowing into the next layer
     for name, mod in model.named_modules():
         if not name or any(name.startswith(p + ".") for p in seen_brevitas):
             continue  # inside a Brevitas layer (its quantizer submodules)
@@ -201,17 +228,17 @@ def extract(model: nn.Module) -> IntModel:
                 if isinstance(mod, qnn.QuantReLU):
                     raise EdgekdError("the first layer must be an input quantizer", where=name,
                                       fix="start the student with QuantIdentity")
-                input_spec = spec
+                input_spec, exp = spec, spec.exp
                 continue
             layers.append(IntLayer("quant", name, spec=spec, relu=isinstance(mod, qnn.QuantReLU)))
+            exp = spec.exp
         elif isinstance(mod, (qnn.QuantConv2d, qnn.QuantLinear)):
-            if mod.bias is not None:
-                raise EdgekdError("biases are not supported by the integer reference", where=name,
-                                  fix="build the student with bias=False")
             qw = mod.quant_weight()
             w = np.rint(qw.int().double().numpy()).astype(np.int64)
+            w_exp = _exponent(qw.scale, name)
             lay = IntLayer("conv" if isinstance(mod, qnn.QuantConv2d) else "linear", name, weight=w,
-                           w_exp=_exponent(qw.scale, name))
+                           w_exp=w_exp, bias=_int_bias(mod, name, exp + w_exp))
+            exp += w_exp
             if lay.kind == "conv":
                 lay.stride = tuple(mod.stride)
                 lay.padding = tuple(mod.padding)

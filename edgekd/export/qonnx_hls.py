@@ -3,8 +3,10 @@
 Path: ``brevitas.export.export_qonnx`` → qonnx cleanup, channels-last, Gemm→MatMul →
 ``hls4ml.converters.convert_from_onnx_model``. hls4ml infers every type from the QONNX
 ``Quant`` nodes (power-of-two scales become ``ap_fixed`` types with ``RND_CONV``/``SAT``);
-edgekd only pins the input type to the input quantizer's grid and gives the (absent) biases
-a 1-bit type so they do not widen the accumulators. The compiled C simulation is then
+edgekd only pins the input type to the input quantizer's grid and each bias type to the exact
+integers of its accumulator grid (a quantized bias's ``Quant`` node is folded into its constant
+first: hls4ml's precision inference cannot read it; absent biases get a 1-bit zero so they do
+not widen the accumulators). The compiled C simulation is then
 compared with :mod:`edgekd.export.intref` on every check input: the artifact is
 deployable only when **every** output is bit-identical.
 """
@@ -65,12 +67,12 @@ def check_qat_supported(model: nn.Module) -> None:
                 _refuse(name, f"dilation={tuple(mod.dilation)} is not supported by hls4ml",
                         "use dilation=1 (a larger kernel covers the same field)")
         if isinstance(mod, (qnn.QuantConv2d, qnn.QuantConv1d, qnn.QuantLinear)):
-            if mod.bias is not None:
-                quantized = bool(getattr(mod.bias_quant, "is_quant_enabled", False))
-                why = ("a quantized bias (e.g. Int16Bias) crashes hls4ml's precision inference"
-                       if quantized else "a float bias is not on the accumulator's fixed-point grid, so the "
-                       "firmware could not match the model bit for bit")
-                _refuse(name, why, "build the student with bias=False (cellsort-cnn-q/mlp-q param `bias: false`)")
+            on_grid = bool(getattr(mod.bias_quant, "is_quant_enabled", False)) and bool(
+                getattr(mod.bias_quant, "requires_input_scale", False))
+            if mod.bias is not None and not on_grid:
+                _refuse(name, "a float bias (or one not quantized on the input × weight scale) is not on the "
+                        "accumulator's fixed-point grid, so the firmware could not match the model bit for bit",
+                        "build the student with `bias: quantized` (Int32Bias) or `bias: false`")
             if mod.weight_quant.is_quant_enabled is False:
                 _refuse(name, "weights are not quantized", "give the layer a weight quantizer "
                         "(Int8WeightPerTensorFixedPoint)")
@@ -124,7 +126,7 @@ def to_qonnx(model: nn.Module, input_shape: tuple[int, ...], path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     # dynamo=False: the dynamo exporter's graph of a bias-free model breaks GemmToMatMul
     export_qonnx(model.eval(), input_t=torch.zeros((1, *input_shape)), export_path=str(path), dynamo=False)
-    mw = cleanup_model(ModelWrapper(str(path)))
+    mw = _fold_bias_quants(cleanup_model(ModelWrapper(str(path))))
     mw = mw.transform(ConvertToChannelsLastAndClean())
     mw = mw.transform(GemmToMatMul())
     mw = cleanup_model(mw)
@@ -132,22 +134,74 @@ def to_qonnx(model: nn.Module, input_shape: tuple[int, ...], path: Path):
     return mw
 
 
-def hls_config(mw, im: intref.IntModel, cfg: HlsExportConfig) -> dict[str, Any]:
-    """hls4ml config: every type 'auto' (inferred from the Quant nodes) except input and biases."""
+def _fold_bias_quants(mw):
+    """Replace each ``Quant`` node on a Conv/Gemm bias by its (exact, on-grid) constant.
+
+    Brevitas exports a quantized bias as a Quant node over constants; hls4ml's precision
+    inference cannot take it, so edgekd folds it and pins the bias type itself (``hls_config``).
+    """
+    from qonnx.custom_op.general.quant import quant
+
+    for node in [n for n in mw.graph.node if n.op_type == "Quant"]:
+        consumers = mw.find_consumers(node.output[0]) or []
+        is_bias = consumers and all(c.op_type in ("Conv", "Gemm") and list(c.input)[2:3] == [node.output[0]]
+                                    for c in consumers)
+        vals = [mw.get_initializer(i) for i in node.input]
+        if not is_bias or any(v is None for v in vals):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        signed = bool(attrs["signed"].i) if "signed" in attrs else True
+        narrow = bool(attrs["narrow"].i) if "narrow" in attrs else False
+        mode = attrs["rounding_mode"].s.decode() if "rounding_mode" in attrs else "ROUND"
+        folded = quant(*vals, signed=signed, narrow=narrow, rounding_mode=mode).astype(np.float32)
+        mw.set_initializer(node.output[0], folded)
+        mw.graph.node.remove(node)
+    return mw
+
+
+def _bias_types(im: intref.IntModel) -> list[str]:
+    """Per weighted layer, in order: the narrowest fixed type holding its integer biases exactly."""
+    out, e = [], im.input_spec.exp
+    for lay in im.layers:
+        if lay.kind == "quant":
+            e = lay.spec.exp
+        elif lay.kind in ("conv", "linear"):
+            e += lay.w_exp
+            if lay.bias is None or not np.any(lay.bias):
+                out.append("fixed<1,1>")  # none: a 1-bit zero keeps the inferred accumulators minimal
+            else:
+                bits = int(np.abs(lay.bias).max()).bit_length() + 1
+                out.append(f"fixed<{bits},{bits + e}>")
+    return out
+
+
+def hls_config(mw, im: intref.IntModel, cfg: HlsExportConfig,
+               reuse_in_order: list[int] | None = None) -> dict[str, Any]:
+    """hls4ml config: every type 'auto' (inferred from the Quant nodes) except input and biases;
+    ``reuse_in_order``: one reuse factor per weighted layer, in graph order (``reuse_factor: auto``)."""
     import hls4ml
 
     hc = hls4ml.utils.config.config_from_onnx_model(
         mw, granularity="name", backend=cfg.backend, default_precision="fixed<32,16>",
         default_reuse_factor=cfg.base_reuse_factor)
     hc["Model"]["Strategy"] = cfg.strategy
-    hc["Model"]["ReuseFactor"] = cfg.base_reuse_factor  # QAT designs are LUT-bound: no DSPs for auto to fit
+    hc["Model"]["ReuseFactor"] = cfg.base_reuse_factor
     inp = mw.graph.input[0].name
     # the firmware's input port has exactly the input quantizer's grid (the contract)
     hc["LayerName"][inp] = {"Precision": {"result": im.input_spec.ap_type()}}
-    for lname, lc in hc["LayerName"].items():
-        if lname.startswith(("Conv", "MatMul", "Gemm")):
-            # no biases (refused earlier): a 1-bit zero keeps the inferred accumulators minimal
-            lc.setdefault("Precision", {})["bias"] = "fixed<1,1>"
+    weighted = [n.name for n in mw.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
+    types = _bias_types(im)
+    if len(weighted) != len(types):
+        raise EdgekdError(f"the QONNX graph has {len(weighted)} weighted layers, the student {len(types)}",
+                          where="export.hls (QONNX → hls4ml)", fix="report this model to the edgekd developers")
+    if reuse_in_order is not None and len(reuse_in_order) != len(weighted):
+        raise EdgekdError(f"{len(reuse_in_order)} reuse factors for {len(weighted)} weighted layers",
+                          where="export.hls (QONNX → hls4ml)", fix="report this model to the edgekd developers")
+    for i, (lname, bias_t) in enumerate(zip(weighted, types)):
+        # the bias's integers on the accumulator grid, exactly (hls4ml widens the accumulator for it)
+        hc["LayerName"][lname].setdefault("Precision", {})["bias"] = bias_t
+        if reuse_in_order is not None:
+            hc["LayerName"][lname]["ReuseFactor"] = int(reuse_in_order[i])
     return hc
 
 
@@ -213,6 +267,7 @@ def _compile(hm, project: Path, csim_opt: str | None) -> None:
 def export_qat_and_check(model: nn.Module, name: str, x_check: torch.Tensor, out_dir: Path,
                          cfg: HlsExportConfig, *, mean: float | None = None, std: float | None = None,
                          inputs_desc: str = "held-out images", csim_opt: str | None = None,
+                         layer_reuse: dict[str, int] | None = None,
                          log: Callable[[str], None] = print) -> Artifact:
     """Write ``out_dir/<name>-hls-<io>``: QAT student → QONNX → hls4ml; C-sim must equal the integer reference.
 
@@ -221,7 +276,8 @@ def export_qat_and_check(model: nn.Module, name: str, x_check: torch.Tensor, out
     table into the input contract. The fidelity is exact: every output bit-identical.
     ``csim_opt`` (e.g. ``"-O0"``) replaces the ``-O3`` of the C-simulation library build:
     the fully unrolled io_parallel C++ of a real CNN takes minutes to optimise; the
-    source, and so the checked arithmetic, is unchanged.
+    source, and so the checked arithmetic, is unchanged. ``layer_reuse`` (insertion order = the
+    weighted layers' order, e.g. from :func:`qat_fitted_reuse`) sets per-layer reuse factors.
     """
     from edgekd.nets.quant import firmware_part, float_preprocess
 
@@ -250,7 +306,7 @@ def export_qat_and_check(model: nn.Module, name: str, x_check: torch.Tensor, out
     t0 = time.perf_counter()
     try:
         mw = to_qonnx(fw, input_shape, work / "model.qonnx.onnx")
-        hc = hls_config(mw, im, cfg)
+        hc = hls_config(mw, im, cfg, list(layer_reuse.values()) if layer_reuse else None)
         hm = hls4ml.converters.convert_from_onnx_model(
             mw, hls_config=hc, output_dir=str(work), backend=cfg.backend, io_type=cfg.io_type,
             part=fpga.part, clock_period=fpga.clock_period_ns, project_name=PROJECT)
@@ -280,7 +336,8 @@ def export_qat_and_check(model: nn.Module, name: str, x_check: torch.Tensor, out
                  contract=contract, bits=bits, fidelity=fid)
     meta = {
         "backend": cfg.backend, "io_type": cfg.io_type, "strategy": cfg.strategy, "reuse_factor": cfg.reuse_factor,
-        "part": fpga.part, "clock_mhz": fpga.clock_mhz, "precision_mode": "from-quantizers",
+        "layer_reuse": dict(layer_reuse or {}), "part": fpga.part, "clock_mhz": fpga.clock_mhz,
+        "precision_mode": "from-quantizers",
         "bits": bits, "layer_types": layer_types(hm), "output_type": im.output_type(codes),
         "input_contract": contract, "brevitas_vs_intref_max_abs": brevitas_gap,
         "compile_s": round(compile_s, 2), "csim_s": round(csim_s, 2), "csim_opt": csim_opt or "-O3",
@@ -289,3 +346,16 @@ def export_qat_and_check(model: nn.Module, name: str, x_check: torch.Tensor, out
     art = Artifact(name, "fpga-hls", f"hls4ml-{cfg.backend.lower()}-qonnx", final, fid, metadata=meta)
     write_json(out_dir / f"{name}-hls-{tag}.fidelity.json", art.to_dict())
     return art
+
+
+def qat_fitted_reuse(twin: nn.Module, input_shape: tuple[int, ...], cfg: HlsExportConfig,
+                     bits: int) -> dict[str, int]:
+    """``reuse_factor: auto`` for a QAT student: one factor per weighted layer of its float twin
+    (same shapes), in order: the fastest whose estimated DSPs (upper end of the calibrated 80 %
+    interval) fit the part at ``bits``; reuse 1 everywhere where that already fits or nothing does."""
+    from edgekd.export.hls import fitted_reuse_factors
+    from edgekd.profile.fpga_estimate import layers_from_torch
+
+    chosen = fitted_reuse_factors(twin, input_shape, cfg, bits)
+    compute = [l.name for l in layers_from_torch(twin, tuple(input_shape)) if l.kind in ("dense", "conv1d", "conv2d")]
+    return {name: int(chosen.get(name, 1)) for name in compute}

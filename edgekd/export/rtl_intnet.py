@@ -299,10 +299,10 @@ def from_intref(model: Any, input_shape: tuple[int, ...], name: str = "student")
             if tuple(lay.stride) != (1, 1) or tuple(lay.padding) != (0, 0):
                 raise EdgekdError(f"stride {lay.stride} / padding {lay.padding} not supported by the RTL path",
                                   where=where, fix="use stride 1 and no padding (valid convolutions)")
-            layers.append(IntConv2d(np.asarray(lay.weight, dtype=np.int64), None, lay.name))
+            layers.append(IntConv2d(np.asarray(lay.weight, dtype=np.int64), lay.bias, lay.name))
             e += int(lay.w_exp)
         elif lay.kind == "linear":
-            layers.append(IntDense(np.asarray(lay.weight, dtype=np.int64), None, lay.name))
+            layers.append(IntDense(np.asarray(lay.weight, dtype=np.int64), lay.bias, lay.name))
             e += int(lay.w_exp)
         elif lay.kind == "quant":
             s = lay.spec

@@ -2,9 +2,14 @@
 
 Every scale is a power of two (``*PerTensorFixedPoint`` quantizers), so the trained
 model is a fixed-point circuit: the FPGA firmware and :mod:`edgekd.export.intref` can
-compute it exactly. Biases are off by default (``bias=False``) because a float bias
-is not on the accumulator's grid; ``bias=True`` keeps a float bias for float targets
-(ONNX/TensorRT) and is refused by the bit-exact FPGA export.
+compute it exactly. ``bias`` chooses the layers' biases:
+
+- ``False`` (default): none;
+- ``"quantized"``: a bias rounded onto each layer's accumulator grid (Brevitas ``Int32Bias``:
+  scale = input scale × weight scale, a power of two), so the firmware adds an exact integer;
+  supported by the bit-exact hls4ml and RTL exports;
+- ``True`` / ``"float"``: a float bias, for float targets (ONNX/TensorRT) only; refused by
+  the bit-exact FPGA export (not on the accumulator's grid).
 
 The network's input is the normalised image ``(pixel/255 - mean)/std`` as in every
 edgekd student; the first quantizer (``inp``) rounds it onto a signed fixed-point grid.
@@ -32,6 +37,7 @@ from edgekd.nets.registry import input_hw, register_net
 
 MIN_BITS, MAX_BITS = 2, 16
 WEIGHT_QUANTS = ("fixed-point", "int8-per-channel")
+BIAS_KINDS = (False, True, "float", "quantized")
 
 
 def _brevitas():
@@ -74,7 +80,9 @@ def resolve_bits(names: list[str], weight_bits: int, act_bits: int, input_bits: 
 class _Builder:
     """Makes Brevitas layers with the chosen quantizers; one place for the quantizer policy."""
 
-    def __init__(self, bits: dict[str, LayerBits], weight_quant: str, act_signed: bool, bias: bool):
+    def __init__(self, bits: dict[str, LayerBits], weight_quant: str, act_signed: bool, bias: bool | str):
+        if bias not in BIAS_KINDS or (bias is not True and bias is not False and not isinstance(bias, str)):
+            raise ValueError(f"bias must be false, 'quantized' or 'float' (true), got {bias!r}")
         if weight_quant not in WEIGHT_QUANTS:
             raise ValueError(f"weight_quant must be one of {WEIGHT_QUANTS}, got {weight_quant!r}")
         if weight_quant == "int8-per-channel" and any(b.weight != 8 for k, b in bits.items() if k != "inp"):
@@ -89,7 +97,10 @@ class _Builder:
         return self.bq.Int8WeightPerTensorFixedPoint
 
     def _bias_kw(self) -> dict[str, Any]:
-        return {"bias": self.bias, "bias_quant": None}
+        if self.bias == "quantized":
+            # on the accumulator's grid (input scale × weight scale): an exact integer in firmware
+            return {"bias": True, "bias_quant": self.bq.Int32Bias}
+        return {"bias": bool(self.bias), "bias_quant": None}
 
     def input(self) -> nn.Module:
         b = self.bits["inp"].act
@@ -141,7 +152,7 @@ class QuantStudent(nn.Sequential):
 def cellsort_cnn_q(num_classes: int, in_channels: int, input_size: int, channels=16, kernel=3, stride=1, pool=2,
                    pool_in: int = 1, weight_bits: int = 8, act_bits: int = 8, input_bits: int = 8,
                    layer_bits: dict[str, Any] | None = None, weight_quant: str = "fixed-point",
-                   act_signed: bool = False, bias: bool = False) -> nn.Module:
+                   act_signed: bool = False, bias: bool | str = False) -> nn.Module:
     """Quantization-aware cellsort-cnn: power-of-two scales, per-layer bits (layers conv1, conv2, fc).
 
     Same shape parameters as ``cellsort-cnn``; ``pool_in`` > 1 average-pools the image in float
@@ -169,7 +180,7 @@ def cellsort_cnn_q(num_classes: int, in_channels: int, input_size: int, channels
 def mlp_q(num_classes: int, in_channels: int, input_size: int, hidden: int = 32, pool: int = 4,
           weight_bits: int = 8, act_bits: int = 8, input_bits: int = 8,
           layer_bits: dict[str, Any] | None = None, weight_quant: str = "fixed-point",
-          act_signed: bool = False, bias: bool = False) -> nn.Module:
+          act_signed: bool = False, bias: bool | str = False) -> nn.Module:
     """Quantization-aware mlp (layers fc1, fc2); the average pool runs in float before the firmware input."""
     hh, ww = input_hw(input_size)
     if pool < 1 or hh % pool or ww % pool:

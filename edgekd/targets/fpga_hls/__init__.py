@@ -24,8 +24,13 @@ class FpgaHlsTarget(Target):
         cfg = ctx.recipe.export.hls
         x, desc = ctx.check_inputs(cfg.n_check)
         if is_integer_firmware(ctx.model):
+            reuse = None
+            if cfg.reuse_factor == "auto":
+                reuse = qonnx_hls.qat_fitted_reuse(float_twin(ctx), tuple(ctx.x_test.shape[1:]), cfg,
+                                                   max_bits(ctx.model))
             art = qonnx_hls.export_qat_and_check(ctx.model, ctx.name, x, ctx.out_dir, cfg, mean=ctx.data["mean"],
-                                                 std=ctx.data["std"], inputs_desc=desc, log=ctx.log)
+                                                 std=ctx.data["std"], inputs_desc=desc, layer_reuse=reuse,
+                                                 log=ctx.log)
         else:
             art = hls.export_and_check(ctx.model, ctx.name, ctx.x_val[:1000], x, ctx.out_dir, cfg, inputs_desc=desc,
                                        log=ctx.log)
