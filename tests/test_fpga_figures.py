@@ -68,3 +68,23 @@ def test_fpga_plot_draws_every_interval_as_error_bars(tmp_path, monkeypatch):
     (pct, (plo, phi)) = seen["bar"][2]  # DSP
     v, (dlo, dhi) = row["resources"]["dsp"], row["intervals"]["dsp"]
     assert abs(pct[0] - plo[0] - pct[0] * dlo / v) < 1e-6 and abs(pct[0] + phi[0] - pct[0] * dhi / v) < 1e-6
+
+
+def test_reuse_hint_is_searched_past_the_projects_own_reuse_factors(monkeypatch):
+    """Layers read from a written project carry its reuse factors; the hint must not be pinned to them."""
+    from edgekd.profile import fpga_estimate as fe
+
+    real = fe.layers_from_torch
+
+    def as_read_from_a_project(model, shape):
+        layers = real(model, shape)
+        for lay in layers:
+            if lay.kind in ("dense", "conv2d"):
+                lay.reuse_factor = 1  # what parameters.h of a reuse-1 project says
+        return layers
+
+    monkeypatch.setattr(fe, "layers_from_torch", as_read_from_a_project)
+    m = create_net("cellsort-cnn", num_classes=2, in_channels=1, input_size=48)
+    fig, _ = hls_figures(m, "cnn", (1, 48, 48), HlsExportConfig(strategy="Latency", reuse_factor=1), 16)
+    assert fig.percent["dsp"] > 100 and fig.details["fits_part"] is False
+    assert max(fig.details["fitting_reuse_factors"].values()) > 1

@@ -6,6 +6,8 @@ synthesis report in the project overrides it (then its source names the report).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 from dataclasses import dataclass, field
@@ -126,9 +128,11 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
         from edgekd.errors import ConfigError
         from edgekd.profile.first_pixel import fastest_fitting_reuse
 
+        # a layer's own reuse factor (read from the project) would override every candidate: search without
+        free = [dataclasses.replace(l, reuse_factor=None) for l in layers]
         try:
-            rfs = fastest_fitting_reuse(layers, hcfg, target)
-            trial = fe.estimate_hls(layers, fe.HlsConfig(**{**hcfg.__dict__, "layer_reuse": rfs}), target)
+            rfs = fastest_fitting_reuse(free, hcfg, target)
+            trial = fe.estimate_hls(free, fe.HlsConfig(**{**hcfg.__dict__, "layer_reuse": rfs}), target)
             details["fitting_reuse_factors"] = rfs  # the fastest whose DSP interval's upper end fits
             if not trial.fits():  # the search only trades DSPs; the rest needs fewer bits or a smaller student
                 over = {k: round(v) for k, v in trial.percent_upper().items() if v > 100}

@@ -56,9 +56,13 @@ class FpgaHlsTarget(Target):
                 f"II {fig.ii_cycles}, DSP {fig.resources['dsp']} ({fig.percent.get('dsp', 0):.0f} %){fp}")
         if not fig.details["fits_part"]:
             over = {k: v for k, v in (fig.details.get("percent_upper") or fig.percent).items() if v > 100}
+            rfs = fig.details.get("fitting_reuse_factors")
+            hint = (f"reuse factors alone do not make it fit ({fig.details['reuse_alone_insufficient']} at {rfs}, "
+                    "the fastest whose DSPs fit): use fewer bits or a smaller student"
+                    if fig.details.get("reuse_alone_insufficient") else f"reuse factors that fit: {rfs}")
             ctx.log(f"[fpga] {ctx.name}: WARNING the design exceeds {fig.part} "
                     f"(upper end of the 80 % interval: {', '.join(f'{k} {v:.0f} %' for k, v in over.items())}); "
-                    f"reuse factors that fit: {fig.details.get('fitting_reuse_factors')}")
+                    + hint)
         return fig, lat
 
 
