@@ -83,7 +83,6 @@ def export(model: nn.Module | str | Path, *, target: str, out_dir: str | Path, e
     ``config`` is that target's recipe section (e.g. ``{"io_type": "io_parallel"}`` for fpga-hls).
     """
     from edgekd.pipeline import export_targets
-    from edgekd.runs import RunDir
 
     if target not in EXPORT_TARGETS:
         raise EdgekdError(f"unknown export target '{target}'", fix=f"choose one of {list(EXPORT_TARGETS)}")

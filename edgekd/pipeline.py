@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -27,7 +26,7 @@ from edgekd.errors import ConfigError, EdgekdError, FidelityError
 from edgekd.export.artifact import Artifact
 from edgekd.nets import count_parameters, create_net
 from edgekd.nets.model_files import is_edgekd_checkpoint, load_model_file
-from edgekd.profile import LatencyResult, capture_environment, profile_ort, profile_torch
+from edgekd.profile import LatencyResult, capture_environment
 from edgekd.report import ModelResult, RunResults, write_report
 from edgekd.runs import RunDir, write_json, write_manifest
 

@@ -26,7 +26,6 @@ import ctypes
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field

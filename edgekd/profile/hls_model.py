@@ -199,7 +199,6 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
         in_px = int(math.prod(spatial)) if spatial else 1
         words = words_next if words_next is not None else (in_px if stream else 1)
         words_next = None
-        width = chans * ab  # one stream word: all channels of one pixel
         m = dsp = lut = ff = bram = 0.0
         depth, per_word, ii = 1.0, 1.0, 1.0
         busy_min = busy_max = None  # io_stream: the tool's static bounds where the pace is branch-dependent
