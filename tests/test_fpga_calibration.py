@@ -66,3 +66,49 @@ def test_one_source_far_off_does_not_swing_the_correction():
     f = cal.fit(_recs({"a": 2.0, "b": 2.0, "c": 2.0, "d": 2.0, "odd": 30.0}), select=False)
     d = cal.Design("vivado", "io_parallel", "Latency")
     assert 1.6 * 3200 < f.predict("lut", 3200.0, d) < 2.6 * 3200
+
+
+def _bench_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "bench_fpga_calibration.py"
+    spec = importlib.util.spec_from_file_location("bench_fpga_calibration_under_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_renders_a_predictor_anchor_next_to_the_held_out_error(tmp_path):
+    # a tiny anchors file (no rule4ml needed): two records predicted, one off by 2× in LUT
+    import json
+
+    bench = _bench_module()
+    (tmp_path / "rule4ml.json").write_text(json.dumps({
+        "tool": "rule4ml", "version": "0.2.0", "model": "v2 gnn", "generated": "2026-01-01",
+        "predictions": {"a": {"lut": 200.0, "latency_cycles": 10.0, "board_match": "exact"},
+                        "b": {"lut": 100.0, "latency_cycles": None, "board_match": "same die"}},
+        "skipped": {"io_stream (rule4ml's estimators: io_parallel only)": 3}}))
+    anchor = bench.load_anchor(tmp_path / "rule4ml.json")
+    assert bench.load_anchor(tmp_path / "absent.json") is None
+
+    def row(rid, metric, rep, est):
+        return cal.CvRow(id=rid, group=rid, regime="dense", metric=metric, reported=rep, estimated=est,
+                         lo=est, hi=est, structural=est)
+
+    rows = [row("a", "lut", 100, 110), row("b", "lut", 100, 100), row("c", "lut", 100, 500),
+            row("a", "latency", 10, 10), row("b", "latency", 10, 12)]
+    reported = {"a": {"lut": 100, "latency_max": 10}, "b": {"lut": 100, "latency_max": 10}, "c": {"lut": 100}}
+    cmp = bench.anchor_comparison(rows, reported, anchor)
+    # LUT: records a and b only (c has no prediction); edgekd 10 % and 0 %, the anchor 100 % and 0 %
+    assert cmp["lut"]["all"]["edgekd"]["n"] == 2 and cmp["lut"]["all"]["records"] == 2
+    assert math.isclose(cmp["lut"]["all"]["anchor"]["median"], 0.5)
+    assert math.isclose(cmp["lut"]["all"]["edgekd"]["median"], 0.05)
+    assert cmp["lut"]["exact board part"]["anchor"]["n"] == 1
+    # latency: b's prediction is missing, so only a counts, for both predictors
+    assert cmp["latency"]["all"]["edgekd"]["n"] == cmp["latency"]["all"]["anchor"]["n"] == 1
+    assert "io_parallel CNN" not in cmp["lut"]
+    text = "\n".join(bench.render_anchor("rule4ml", bench.anchor_meta(anchor), cmp))
+    assert "| LUT | all | 2 | 5 % | 9 % | 50 % | 90 % |" in text
+    assert "| latency | all | 1 | 0 % | 0 % | 0 % | 0 % |" in text
+    assert "not held out" in text and "io_parallel only" in text and "2 of the corpus's records" in text
