@@ -162,7 +162,9 @@ def keras_model(rec: dict):
             x = cls(l.get("kernel", 2), strides=l.get("stride"), padding=pad, name=nm)(x)
         elif kind == "flatten":
             x = L.Flatten(name=nm)(x)
-        elif kind == "other" and re.match(r"(batch_normalization|bn)", l.get("name") or ""):
+        elif kind == "other" and (re.match(r"(batch_normalization|bn)", l.get("name") or "")
+                                  or l.get("activation") == "batchnorm_config"):
+            # hls4ml's ApplyAlpha (QKeras alpha scaling, '<dense>_alpha') is a BatchNormalization layer
             x = L.BatchNormalization(name=nm)(x)
         elif kind == "pad":
             raise Skip("layer not in rule4ml's set (zero padding)")
