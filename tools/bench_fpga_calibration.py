@@ -149,7 +149,7 @@ def study_student() -> list[dict]:
     from edgekd.hwtargets import load_fpga
     from edgekd.nets.students import cellsort_cnn
     from edgekd.profile.first_pixel import fastest_fitting_reuse, stream_first_pixel
-    from edgekd.profile.fpga_estimate import HlsConfig, estimate_hls, estimate_hls_v0, layers_from_torch
+    from edgekd.profile.fpga_estimate import HlsConfig, estimate_hls_v0, layers_from_torch
 
     target = load_fpga("xcku035-fbva676-2-e")
     layers = layers_from_torch(cellsort_cnn(2, 1, 48), (1, 48, 48))
@@ -461,8 +461,7 @@ def render(r: dict, by_id: dict) -> str:
           "DSPs, PokerML).",
           "",
           still_worse(r),
-          "", "This section supersedes the fpga-hls rows of the `fpga` section until `tools/bench_fpga.py` is rerun "
-          "(they were written by the previous, uncalibrated model: 11.65 µs).",
+          "", "The `fpga` section (`tools/bench_fpga.py`) shows the registry's students with these intervals.",
           "", f"Reproduce: `python tools/bench_fpga_calibration.py` ({r['seconds']:.0f} s).", ""]
     return "\n".join(L)
 
