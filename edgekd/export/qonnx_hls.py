@@ -264,6 +264,20 @@ def _compile(hm, project: Path, csim_opt: str | None) -> None:
     hm._compile()  # hls4ml checks build_lib.sh's exit status and raises on failure
 
 
+def _build(fw: nn.Module, input_shape: tuple[int, ...], work: Path, im: intref.IntModel, cfg: HlsExportConfig,
+           fpga, csim_opt: str | None, layer_reuse: dict[str, int] | None):
+    """QONNX export, hls4ml conversion and the compiled C simulation, in ``work``; returns hls4ml's model."""
+    import hls4ml
+
+    mw = to_qonnx(fw, input_shape, work / "model.qonnx.onnx")
+    hc = hls_config(mw, im, cfg, list(layer_reuse.values()) if layer_reuse else None)
+    hm = hls4ml.converters.convert_from_onnx_model(
+        mw, hls_config=hc, output_dir=str(work), backend=cfg.backend, io_type=cfg.io_type,
+        part=fpga.part, clock_period=fpga.clock_period_ns, project_name=PROJECT)
+    _compile(hm, work, csim_opt)
+    return hm
+
+
 def export_qat_and_check(model: nn.Module, name: str, x_check: torch.Tensor, out_dir: Path,
                          cfg: HlsExportConfig, *, mean: float | None = None, std: float | None = None,
                          inputs_desc: str = "held-out images", csim_opt: str | None = None,
@@ -284,8 +298,6 @@ def export_qat_and_check(model: nn.Module, name: str, x_check: torch.Tensor, out
     fw = firmware_part(model).eval()
     check_qat_supported(fw)
     _imports()
-    import hls4ml
-
     fpga = load_fpga(cfg.target)
     pre = float_preprocess(model)
     with torch.no_grad():
@@ -305,12 +317,7 @@ def export_qat_and_check(model: nn.Module, name: str, x_check: torch.Tensor, out
     input_shape = tuple(x_fw.shape[1:])
     t0 = time.perf_counter()
     try:
-        mw = to_qonnx(fw, input_shape, work / "model.qonnx.onnx")
-        hc = hls_config(mw, im, cfg, list(layer_reuse.values()) if layer_reuse else None)
-        hm = hls4ml.converters.convert_from_onnx_model(
-            mw, hls_config=hc, output_dir=str(work), backend=cfg.backend, io_type=cfg.io_type,
-            part=fpga.part, clock_period=fpga.clock_period_ns, project_name=PROJECT)
-        _compile(hm, work, csim_opt)
+        hm = _build(fw, input_shape, work, im, cfg, fpga, csim_opt, layer_reuse)
     except EdgekdError:
         shutil.rmtree(work, ignore_errors=True)
         raise
