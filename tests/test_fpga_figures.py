@@ -88,3 +88,24 @@ def test_reuse_hint_is_searched_past_the_projects_own_reuse_factors(monkeypatch)
     fig, _ = hls_figures(m, "cnn", (1, 48, 48), HlsExportConfig(strategy="Latency", reuse_factor=1), 16)
     assert fig.percent["dsp"] > 100 and fig.details["fits_part"] is False
     assert max(fig.details["fitting_reuse_factors"].values()) > 1
+
+
+def test_auto_reuse_design_is_its_own_hint(monkeypatch):
+    """A design written with reuse_factor: auto already has the fastest DSP-fitting factors: no second search."""
+    import edgekd.profile.first_pixel as fp
+    from edgekd.hwtargets import load_fpga
+    from edgekd.profile.fpga_estimate import HlsConfig, layers_from_torch
+
+    m = create_net("cellsort-cnn", num_classes=2, in_channels=1, input_size=48)
+    cfg = HlsConfig(io_type="io_stream", strategy="Resource", reuse_factor=1, weight_bits=16, act_bits=16,
+                    backend="Vitis")
+    chosen = fp.fastest_fitting_reuse(layers_from_torch(m, (1, 48, 48)), cfg, load_fpga("xcku035-fbva676-2-e"))
+
+    def no_search(*a, **k):
+        raise AssertionError("searched again")
+
+    monkeypatch.setattr(fp, "fastest_fitting_reuse", no_search)
+    fig, _ = hls_figures(m, "cnn", (1, 48, 48), HlsExportConfig(strategy="Resource", reuse_factor="auto"), 16,
+                         layer_reuse=chosen)
+    assert fig.details["fits_part"] is False  # LUT's upper end (test_study_student_...: DSPs fit here)
+    assert fig.details["fitting_reuse_factors"] == chosen and "lut" in fig.details["reuse_alone_insufficient"]

@@ -124,22 +124,7 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
         details["latency_range_cycles"] = list(est.latency_range_cycles)
         details["latency_expected_cycles"] = est.latency_expected_cycles
     if not fits:
-        # Tell the user which reuse factors would fit instead of leaving them to trial synthesis.
-        from edgekd.errors import ConfigError
-        from edgekd.profile.first_pixel import fastest_fitting_reuse
-
-        # a layer's own reuse factor (read from the project) would override every candidate: search without
-        free = [dataclasses.replace(l, reuse_factor=None) for l in layers]
-        try:
-            rfs = fastest_fitting_reuse(free, hcfg, target)
-            trial = fe.estimate_hls(free, fe.HlsConfig(**{**hcfg.__dict__, "layer_reuse": rfs}), target)
-            details["fitting_reuse_factors"] = rfs  # the fastest whose DSP interval's upper end fits
-            if not trial.fits():  # the search only trades DSPs; the rest needs fewer bits or a smaller student
-                over = {k: round(v) for k, v in trial.percent_upper().items() if v > 100}
-                details["reuse_alone_insufficient"] = (f"at these reuse factors the upper ends still exceed the "
-                                                       f"part: {over} (% of the part)")
-        except ConfigError as exc:
-            details["fitting_reuse_factors"] = f"none found: {exc.what}"
+        details.update(_reuse_hint(layers, hcfg, target, est, cfg, layer_reuse if vendor is None else None))
     fig = FpgaFigures(
         model=name, target="fpga-hls", part=target.part, method="estimated",
         design=(f"hls4ml {cfg.backend} {cfg.io_type} {cfg.strategy} RF{base_rf}"
@@ -150,6 +135,37 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
         details=details, intervals=intervals, coverage=est.coverage if intervals else None,
     )
     return fig, lat
+
+
+def _reuse_hint(layers: list[Any], hcfg: Any, target: Any, est: Any, cfg: HlsExportConfig,
+                layer_reuse: dict[str, int] | None) -> dict[str, Any]:
+    """For a design over the part: the reuse factors whose DSPs fit, and what they leave over the part.
+
+    hls4ml users pick reuse factors by hand until synthesis fits; this tells them instead of
+    leaving them to trial synthesis. A design written with ``reuse_factor: auto`` already has
+    the fastest such factors, so its own are the answer (the search is not run twice).
+    """
+    from edgekd.errors import ConfigError
+    from edgekd.profile import fpga_estimate as fe
+    from edgekd.profile.first_pixel import fastest_fitting_reuse
+
+    out: dict[str, Any] = {}
+    if cfg.reuse_factor == "auto" and layer_reuse and est.upper()["dsp"] <= target.resources.dsp:
+        rfs, trial = dict(layer_reuse), est
+    else:
+        # a layer's own reuse factor (read from the project) would override every candidate: search without
+        free = [dataclasses.replace(l, reuse_factor=None) for l in layers]
+        try:
+            rfs = fastest_fitting_reuse(free, hcfg, target)
+        except ConfigError as exc:
+            return {"fitting_reuse_factors": f"none found: {exc.what}"}
+        trial = fe.estimate_hls(free, fe.HlsConfig(**{**hcfg.__dict__, "layer_reuse": rfs}), target)
+    out["fitting_reuse_factors"] = rfs  # the fastest whose DSP interval's upper end fits
+    if not trial.fits():  # the search only trades DSPs; the rest needs fewer bits or a smaller student
+        over = {k: round(v) for k, v in trial.percent_upper().items() if v > 100}
+        out["reuse_alone_insufficient"] = (f"at these reuse factors the upper ends still exceed the "
+                                           f"part: {over} (% of the part)")
+    return out
 
 
 def _project_layers(project_layers: list[Any], model_layers: list[Any]) -> list[Any]:
