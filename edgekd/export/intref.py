@@ -84,7 +84,8 @@ class IntLayer:
     relu: bool = False  # quant: ReLU before rounding (QuantReLU)
     weight: np.ndarray | None = None  # conv/linear: int64 weights
     w_exp: int = 0
-    bias: np.ndarray | None = None  # conv/linear: int64 biases on the accumulator's grid (input exp + w_exp)
+    acc_exp: int = 0  # conv/linear: the accumulator's exponent (input exponent + w_exp)
+    bias: np.ndarray | None = None  # conv/linear: int64 biases on the accumulator's grid (2^acc_exp)
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     kernel: int = 2
@@ -175,6 +176,12 @@ def _act_spec(mod: nn.Module, name: str) -> QuantSpec:
     return QuantSpec(_exponent(proxy.scale(), name), bits, bool(proxy.is_signed), bool(proxy.is_narrow_range))
 
 
+def bias_on_accumulator_grid(mod: nn.Module) -> bool:
+    """Whether a layer's bias (if any) is quantized with the input × weight scale, i.e. exact in firmware."""
+    proxy = getattr(mod, "bias_quant", None)
+    return bool(getattr(proxy, "is_quant_enabled", False)) and bool(getattr(proxy, "requires_input_scale", False))
+
+
 def _int_bias(mod: nn.Module, name: str, acc_exp: int) -> np.ndarray | None:
     """The layer's bias as integers on its accumulator grid ``2^acc_exp`` (None without a bias).
 
@@ -184,13 +191,12 @@ def _int_bias(mod: nn.Module, name: str, acc_exp: int) -> np.ndarray | None:
     """
     if mod.bias is None:
         return None
-    proxy = mod.bias_quant
-    if not (getattr(proxy, "is_quant_enabled", False) and getattr(proxy, "requires_input_scale", False)):
+    if not bias_on_accumulator_grid(mod):
         raise EdgekdError("a float bias is not on the accumulator's fixed-point grid, so the firmware could not "
                           "match the model bit for bit", where=name,
                           fix="build the student with bias: quantized (or bias: false)")
     # the quantizer Brevitas applies in forward, given the bias scale it computes there (input × weight)
-    out, scale, _, _ = proxy.tensor_quant(mod.bias.detach(), torch.tensor([2.0 ** acc_exp]))
+    out, scale, _, _ = mod.bias_quant.tensor_quant(mod.bias.detach(), torch.tensor([2.0 ** acc_exp]))
     if _exponent(scale, name) != acc_exp:
         raise EdgekdError(f"bias scale {float(scale.reshape(-1)[0])!r} is not the accumulator's 2^{acc_exp}",
                           where=name, fix="quantize the bias with the input × weight scale (Int32Bias)")
@@ -237,7 +243,7 @@ def extract(model: nn.Module) -> IntModel:
             w = np.rint(qw.int().double().numpy()).astype(np.int64)
             w_exp = _exponent(qw.scale, name)
             lay = IntLayer("conv" if isinstance(mod, qnn.QuantConv2d) else "linear", name, weight=w,
-                           w_exp=w_exp, bias=_int_bias(mod, name, exp + w_exp))
+                           w_exp=w_exp, acc_exp=exp + w_exp, bias=_int_bias(mod, name, exp + w_exp))
             exp += w_exp
             if lay.kind == "conv":
                 lay.stride = tuple(mod.stride)

@@ -67,9 +67,7 @@ def check_qat_supported(model: nn.Module) -> None:
                 _refuse(name, f"dilation={tuple(mod.dilation)} is not supported by hls4ml",
                         "use dilation=1 (a larger kernel covers the same field)")
         if isinstance(mod, (qnn.QuantConv2d, qnn.QuantConv1d, qnn.QuantLinear)):
-            on_grid = bool(getattr(mod.bias_quant, "is_quant_enabled", False)) and bool(
-                getattr(mod.bias_quant, "requires_input_scale", False))
-            if mod.bias is not None and not on_grid:
+            if mod.bias is not None and not intref.bias_on_accumulator_grid(mod):
                 _refuse(name, "a float bias (or one not quantized on the input × weight scale) is not on the "
                         "accumulator's fixed-point grid, so the firmware could not match the model bit for bit",
                         "build the student with `bias: quantized` (Int32Bias) or `bias: false`")
@@ -161,17 +159,13 @@ def _fold_bias_quants(mw):
 
 def _bias_types(im: intref.IntModel) -> list[str]:
     """Per weighted layer, in order: the narrowest fixed type holding its integer biases exactly."""
-    out, e = [], im.input_spec.exp
-    for lay in im.layers:
-        if lay.kind == "quant":
-            e = lay.spec.exp
-        elif lay.kind in ("conv", "linear"):
-            e += lay.w_exp
-            if lay.bias is None or not np.any(lay.bias):
-                out.append("fixed<1,1>")  # none: a 1-bit zero keeps the inferred accumulators minimal
-            else:
-                bits = int(np.abs(lay.bias).max()).bit_length() + 1
-                out.append(f"fixed<{bits},{bits + e}>")
+    out = []
+    for lay in (l for l in im.layers if l.kind in ("conv", "linear")):
+        if lay.bias is None or not np.any(lay.bias):
+            out.append("fixed<1,1>")  # none: a 1-bit zero keeps the inferred accumulators minimal
+        else:
+            bits = int(np.abs(lay.bias).max()).bit_length() + 1
+            out.append(f"fixed<{bits},{bits + lay.acc_exp}>")
     return out
 
 
