@@ -83,6 +83,10 @@ class HlsLayer:
     # io_parallel convolutions: hls4ml's ``n_partitions`` (output pixels / ParallelizationFactor); None: one
     # pixel at a time (the default, n_partitions = output pixels)
     n_partitions: int | None = None
+    # widths of the layer's input and output activation types (ap_fixed<W,I>: W), from the project's
+    # defines.h and the types its top function passes; None: the design's default precision
+    data_bits: int | None = None
+    result_bits: int | None = None
 
     @property
     def n_in(self) -> int:

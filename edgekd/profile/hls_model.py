@@ -193,7 +193,8 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
         rf = max(1, int(reuse.get(l.name, l.reuse_factor or 1)))
         strat = (l.strategy or default_strat).lower()
         wb = l.weight_bits or bits
-        ab = bits
+        ab = l.data_bits or bits  # the activation operand: the layer's input type where the project states it
+        ob = l.result_bits or ab
         spatial = l.in_shape[:-1] if len(l.in_shape) > 1 else ()
         chans = l.in_shape[-1] if len(l.in_shape) > 1 else l.in_shape[0]
         in_px = int(math.prod(spatial)) if spatial else 1
@@ -283,6 +284,17 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             delay = 0.5 * _log2(k * k)
             window = k ** max(1, len(l.in_shape) - 1)
             lut += (chans if stream else int(math.prod(l.out_shape))) * window * ab * 0.8
+            if (not stream and family != "vitis" and (l.pool_op or "").lower().startswith("av")
+                    and l.padding > 0):
+                # nnet_pooling.h divides each window's sum by the count of its unpadded pixels, a run-time
+                # ``unsigned``; Vivado HLS builds a pipelined divider per output (≈ W stages of a W-bit
+                # subtractor) where padding makes the count vary — hls4ml's CI reports (Vivado HLS 2020.1,
+                # 'same' average pooling): 21 cycles, ~500 LUT and ~800 FF an output at 16 bits; Vitis HLS
+                # folds the constant counts (0 cycles), as both tools do without padding
+                n_outs = int(math.prod(l.out_shape))
+                depth, delay = ab + 5.0, 0.0
+                lut += n_outs * 2.0 * ab * ab
+                ff += n_outs * 3.0 * ab * ab
         elif l.kind in ("act", "softmax"):
             act = (l.activation or "relu").lower()
             n_par = chans if stream else int(math.prod(l.in_shape))
@@ -338,11 +350,11 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             pipe_ff += ff_mult if not stream else 0.0
         if stream:
             out_words = 1 if l.kind == "dense" else int(math.prod(l.out_shape[:-1])) if len(l.out_shape) > 1 else 1
-            out_width = (l.out_shape[-1]) * ab
+            out_width = (l.out_shape[-1]) * ob
             if family != "vitis":
                 # Vivado HLS: an nnet::array stream is one FIFO per channel (layerN_out_V_data_K_V in
                 # its reports), each mapped on its own
-                bram += l.out_shape[-1] * _fifo_bram(out_words, ab)
+                bram += l.out_shape[-1] * _fifo_bram(out_words, ob)
             else:  # Vitis HLS packs the whole word into one FIFO
                 bram += _fifo_bram(out_words, out_width)
             lut += 300 + 1.0 * out_width
@@ -358,7 +370,7 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             # 64 stages (cap chosen among 2, 8 and 64 on the cross-validation: FF median 64 %, 53 %, 46 %; 47 %
             # without a cap, whose p90 was worse and whose figures for large designs were absurd)
             stages = max(depth, 0.0) if l.kind == "dense" or len(l.out_shape) < 2 else min(max(depth, 0.0), 64.0)
-            ff += int(math.prod(l.out_shape)) * ab * stages * 0.5
+            ff += int(math.prod(l.out_shape)) * ob * stages * 0.5
         f_ = LayerFigures(l.name, l.kind, rf, int(words), float(per_word), float(depth), float(ii), int(m),
                           dsp, lut, ff, bram, delay_ns=delay)
         if busy_max is not None:

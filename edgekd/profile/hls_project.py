@@ -25,6 +25,9 @@ _DEFINE = re.compile(r"^\s*#define\s+(\w+)\s+(.+?)\s*$", re.M)
 _TYPEDEF = re.compile(r"typedef\s+(ap_u?fixed<[^;]*?>|ap_u?int<\s*\d+\s*>|\w+)\s+(\w+)\s*;")
 # hls4ml's hard activations (hard_sigmoid, hard_tanh) write a config struct with no base
 _STRUCT = re.compile(r"(?:^//\s*([^\n]*)\n)?struct\s+(\w+)\s*(?::\s*nnet::(\w+)\s*)?\{", re.M)
+# the top function's layer calls: nnet::dense<layer7_t, result_t, config5>(...) — input type, output type, config
+_CALL = re.compile(r"nnet::\w+<\s*(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*>\s*\(")
+_ANY_TYPEDEF = re.compile(r"typedef\s+([^;]+?)\s+(\w+)\s*;")
 _CONST = re.compile(r"static\s+const\s+(?:unsigned|int|bool|float|double|nnet::\w+(?:::\w+)?)\s+(\w+)\s*=\s*([^;]+);")
 
 
@@ -63,6 +66,22 @@ def _bits(type_text: str, typedefs: dict[str, str]) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def call_widths(cpp: str, defines: str) -> dict[str, tuple[int | None, int | None]]:
+    """Config struct name → (input width, output width) of the layer calls in the top function
+    (``firmware/myproject.cpp``), the widths resolved through ``defines.h``'s typedefs (an io_stream
+    ``nnet::array<ap_fixed<16,6>, 4*1>`` counts its element type)."""
+    types = {m.group(2): m.group(1) for m in _ANY_TYPEDEF.finditer(defines)}
+
+    def width(name: str) -> int | None:
+        t, seen = name, 0
+        while t in types and seen < 8:
+            t, seen = types[t], seen + 1
+        m = re.search(r"ap_u?(?:fixed|int)<\s*(\d+)", t)
+        return int(m.group(1)) if m else None
+
+    return {m.group(3): (width(m.group(1)), width(m.group(2))) for m in _CALL.finditer(cpp)}
+
+
 def _structs(text: str, env: dict[str, Any], typedefs: dict[str, str]) -> list[tuple[str, str, str, dict[str, Any]]]:
     out = []
     for m in _STRUCT.finditer(text):
@@ -90,8 +109,9 @@ def _structs(text: str, env: dict[str, Any], typedefs: dict[str, str]) -> list[t
     return out
 
 
-def parse_parameters(params: str, defines: str = "") -> tuple[list[Any], dict[str, dict[str, Any]]]:
-    """Layers (HlsLayer) from the text of ``parameters.h`` (and ``defines.h``)."""
+def parse_parameters(params: str, defines: str = "", cpp: str = "") -> tuple[list[Any], dict[str, dict[str, Any]]]:
+    """Layers (HlsLayer) from the text of ``parameters.h`` (and ``defines.h``; with the top function's
+    ``myproject.cpp``, each layer's input and output widths)."""
     from edgekd.profile.fpga_estimate import HlsLayer
 
     env: dict[str, Any] = {}
@@ -102,8 +122,10 @@ def parse_parameters(params: str, defines: str = "") -> tuple[list[Any], dict[st
     typedefs = {t.group(2): t.group(1) for t in _TYPEDEF.finditer(defines + "\n" + params)}
     structs = _structs(params, env, typedefs)
     configs = {name: dict(vals, _base=base, _comment=comment) for comment, name, base, vals in structs}
+    widths = call_widths(cpp, defines) if cpp else {}
     layers = []
     for comment, name, base, v in structs:  # hls4ml writes them in graph order
+        n_before = len(layers)
         if name.endswith("_mult") or base in ("product_config",):
             continue
         mult = configs.get(f"{name}_mult", {})
@@ -170,6 +192,8 @@ def parse_parameters(params: str, defines: str = "") -> tuple[list[Any], dict[st
         else:
             n = next((int(v[k]) for k in ("n_in", "n_elem", "n_inp1") if isinstance(v.get(k), (int, float))), 1)
             layers.append(HlsLayer(lname, "other", (n,), (n,), activation=base))
+        if len(layers) > n_before and name in widths:
+            layers[-1].data_bits, layers[-1].result_bits = widths[name]
     _link_shapes(layers)
     return layers, configs
 
@@ -195,8 +219,10 @@ def read_project(path: str | Path) -> HlsProject:
         raise EdgekdError("no firmware/parameters.h: not an hls4ml project", where=str(p),
                           fix="point at the folder hls4ml wrote (the one holding firmware/ and build_prj.tcl)")
     defines = fw / "defines.h"
+    tops = sorted(fw.glob("*.cpp"), key=lambda f: f.name != "myproject.cpp")  # the top function (any project name)
+    cpp = next((t.read_text(errors="replace") for t in tops if "nnet::" in t.read_text(errors="replace")), "")
     layers, configs = parse_parameters(params.read_text(errors="replace"),
-                                       defines.read_text(errors="replace") if defines.is_file() else "")
+                                       defines.read_text(errors="replace") if defines.is_file() else "", cpp)
     io_type = strategy = None
     cfg_file = p / "hls4ml_config.yml"
     if cfg_file.is_file():
