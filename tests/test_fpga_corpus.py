@@ -90,3 +90,37 @@ struct helper_t {
     layers, _ = parse_parameters(params)
     assert [(l.kind, l.activation) for l in layers] == [("dense", None), ("act", "hard_tanh")]
     assert layers[1].in_shape == (8,)
+
+
+def test_layer_widths_are_read_from_the_top_function_hls4ml_writes(tmp_path):
+    """data_bits / result_bits come from the types the top function passes each layer (myproject.cpp), resolved
+    through defines.h — here a project written by the installed hls4ml, with one layer's result narrowed."""
+    hls4ml = pytest.importorskip("hls4ml")
+    import torch.nn as nn
+
+    from edgekd.profile.hls_project import read_project
+
+    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+    cfg = hls4ml.utils.config_from_pytorch_model(model, (8,), granularity="name", backend="Vitis",
+                                                 default_precision="ap_fixed<12,4>")
+    first = next(k for k in cfg["LayerName"] if k not in ("input", "input_1", "x") and "relu" not in k.lower()
+                 and cfg["LayerName"][k].get("Precision", {}).get("weight") is not None)
+    cfg["LayerName"][first]["Precision"]["result"] = "ap_fixed<9,3>"
+    h = hls4ml.converters.convert_from_pytorch_model(model, hls_config=cfg, output_dir=str(tmp_path / "prj"),
+                                                     backend="Vitis", io_type="io_parallel")
+    h.write()
+    layers = read_project(tmp_path / "prj").layers
+    dense = [l for l in layers if l.kind == "dense"]
+    assert dense[0].data_bits == 12 and dense[0].result_bits == 9
+    relu = next(l for l in layers if l.kind == "act")
+    assert relu.data_bits == 9
+
+
+def test_corpus_layers_carry_their_widths():
+    from edgekd.profile.fpga_corpus import load_corpus
+
+    recs = [r for r in load_corpus(user=False) if not r.excluded]
+    weighted = [l for r in recs for l in r.hls_layers() if l.kind in ("dense", "conv1d", "conv2d")]
+    with_widths = [l for l in weighted if l.data_bits and l.result_bits]
+    assert len(with_widths) >= 0.9 * len(weighted)
+    assert all(1 <= l.data_bits <= 128 and 1 <= l.result_bits <= 128 for l in with_widths)

@@ -281,3 +281,36 @@ def test_io_parallel_conv_parallelization_factor():
     s1, s4 = hls_model.structural([one], **kw), hls_model.structural([four], **kw)
     assert s1.ii == 36 and s4.ii == 9
     assert s4.multipliers == 4 * s1.multipliers
+
+
+def test_vivado_average_pooling_with_padding_builds_dividers():
+    from edgekd.profile import hls_model
+    from edgekd.profile.fpga_estimate import HlsLayer
+
+    # nnet_pooling.h divides by the count of unpadded pixels; hls4ml's CI: Vivado HLS 2020.1, 'same'
+    # AveragePooling1D on (121, 3): 21 cycles, 89,529 LUT; the same in Vitis HLS 2024.1 or without padding: 0
+    def pool(padding, op="Average"):
+        return [HlsLayer("pool", "pool", (121, 3), (61, 3), kernel=2, stride=2, pool_op=op, padding=padding)]
+
+    kw = dict(io_type="io_parallel", strategy="Latency", reuse={}, bits=16, clock_mhz=200)
+    same = hls_model.structural(pool(1), family="vivado", **kw)
+    assert same.latency == 21 and 50_000 < same.lut < 150_000
+    for other in (hls_model.structural(pool(1), family="vitis", **kw),
+                  hls_model.structural(pool(0), family="vivado", **kw),
+                  hls_model.structural(pool(1, "Max"), family="vivado", **kw)):
+        assert other.latency == 0 and other.lut < 10_000
+
+
+def test_a_tight_clock_registers_every_adder_level():
+    from edgekd.profile import hls_model
+
+    # the jet-tagging MLP (16-64-32-32-5): ~12 cycles on an Alveo at 5 ns, 39-47 on a Zynq-7020 -1 at 5 ns
+    # (tanvirana/heterogeneous-hls4ml-testing; MinhNguy3n/hls4ml-tutorial: 41)
+    layers = layers_from_spec([{"kind": "dense", "n_in": 16, "n_out": 64}, {"kind": "act", "n": 64},
+                               {"kind": "dense", "n_in": 64, "n_out": 32}, {"kind": "act", "n": 32},
+                               {"kind": "dense", "n_in": 32, "n_out": 32}, {"kind": "act", "n": 32},
+                               {"kind": "dense", "n_in": 32, "n_out": 5}])
+    kw = dict(io_type="io_parallel", strategy="Latency", reuse={}, bits=16, clock_mhz=200, family="vivado")
+    alveo = hls_model.structural(layers, **kw).latency
+    zynq = hls_model.structural(layers, speed=hls_model.speed_factor("xc7z020-clg400-1"), **kw).latency
+    assert 6 <= alveo <= 12 and zynq >= 2.5 * alveo
