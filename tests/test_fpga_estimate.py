@@ -314,3 +314,16 @@ def test_a_tight_clock_registers_every_adder_level():
     alveo = hls_model.structural(layers, **kw).latency
     zynq = hls_model.structural(layers, speed=hls_model.speed_factor("xc7z020-clg400-1"), **kw).latency
     assert 6 <= alveo <= 12 and zynq >= 2.5 * alveo
+
+
+def test_fully_partitioned_arrays_are_registers_whatever_the_reuse():
+    from edgekd.profile import hls_model
+
+    # dense_resource's acc[n_out] does not shrink with RF; the stream dense collects data[n_in] in registers
+    layers = layers_from_spec([{"kind": "dense", "n_in": 256, "n_out": 32}])
+    kw = dict(io_type="io_stream", strategy="Resource", bits=16, clock_mhz=200, family="vivado")
+    rf64 = hls_model.structural(layers, reuse={"l0": 64}, **kw)
+    rf256 = hls_model.structural(layers, reuse={"l0": 256}, **kw)
+    floor = 32 * 32 + 256 * 16  # accumulators (16 + 16 bits) + the input vector
+    assert rf64.ff >= floor and rf256.ff >= floor
+    assert rf256.ff - floor < 0.5 * floor  # the multipliers' share is what shrinks with RF
