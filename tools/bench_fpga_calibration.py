@@ -311,7 +311,12 @@ THIS_ROUND = (
     "9 → 27 vs 41, tanvirana 13 → 31 vs 39–47) and the U55C at 3.33 ns (12 → 23 vs 30) come closer while the "
     "5 ns Alveo designs keep their figures; the overhead was chosen among 2.0 / 2.3 / 2.5 ns on this "
     "cross-validation (latency p90 52 % for each, 59 % before) — a constant picked on the corpus, so the p90 "
-    "is not fully independent of it.")
+    "is not fully independent of it; (18) FF: the arrays hls4ml's templates partition completely are registers "
+    "whatever the reuse factor — the RF loop's accumulators acc[n_out], the stream dense's input vector "
+    "data[n_in], the stream convolution's kernel window — FF median 54 → 42 % by record, 59 → 44 % each source "
+    "weighted equally, in-80 % 76 → 80 % (the three were added together). Tried and dropped: the input width as "
+    "the operand of the DSP binding alone (DSP median 12 → 22 %); the correction's ridge strength (1–30: LUT "
+    "and FF move by a few points either way; kept at 10, not re-chosen on this cross-validation).")
 
 
 def still_worse(r: dict) -> str:
