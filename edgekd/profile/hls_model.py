@@ -181,7 +181,9 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
     stream = io_type == "io_stream"
     default_strat = (strategy or "Latency").lower()
     clock_mhz = clock_mhz * speed  # a slower part: the delays take a larger share of each period
-    levels = max(1, round(4 * (1000.0 / clock_mhz) / 5.0))  # adder levels a cycle (4 at 5 ns)
+    # adder levels a cycle: 4 at 5 ns on an UltraScale+ -2, in what is left of the period after the fixed
+    # overhead of _parallel_latency (OVERHEAD_NS), so a Zynq-7020 -1 at 5 ns fits one
+    levels = max(1, round(4 * (1000.0 / clock_mhz - OVERHEAD_NS) / (5.0 - OVERHEAD_NS)))
     figs: list[LayerFigures] = []
     words_next: int | None = None  # stream words of the next layer's input (None: its pixels)
     pipe_ff = 0.0  # io_parallel: the multipliers' pipeline registers
