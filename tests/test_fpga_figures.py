@@ -109,3 +109,16 @@ def test_auto_reuse_design_is_its_own_hint(monkeypatch):
                          layer_reuse=chosen)
     assert fig.details["fits_part"] is False  # LUT's upper end (test_study_student_...: DSPs fit here)
     assert fig.details["fitting_reuse_factors"] == chosen and "lut" in fig.details["reuse_alone_insufficient"]
+
+
+def test_project_facts_reach_the_model_layers():
+    from edgekd.profile.fpga import _project_layers
+    from edgekd.profile.fpga_estimate import HlsLayer
+
+    model = [HlsLayer("conv", "conv2d", (8, 8, 1), (6, 6, 4), 3), HlsLayer("fc", "dense", (144,), (2,))]
+    project = [HlsLayer("c", "conv2d", (8, 8, 1), (6, 6, 4), 3, reuse_factor=9, weight_bits=8, data_bits=12,
+                        result_bits=37), HlsLayer("relu", "act", (144,), (144,)),
+               HlsLayer("d", "dense", (144,), (2,), reuse_factor=16, data_bits=16, result_bits=41)]
+    got = _project_layers(project, model)
+    assert [(l.reuse_factor, l.data_bits, l.result_bits) for l in got] == [(9, 12, 37), (16, 16, 41)]
+    assert got[0].weight_bits == 8
