@@ -327,3 +327,11 @@ def test_fully_partitioned_arrays_are_registers_whatever_the_reuse():
     floor = 32 * 32 + 256 * 16  # accumulators (16 + 16 bits) + the input vector
     assert rf64.ff >= floor and rf256.ff >= floor
     assert rf256.ff - floor < 0.5 * floor  # the multipliers' share is what shrinks with RF
+
+
+def test_a_targets_speed_grade_applies_when_the_part_name_lacks_one():
+    from edgekd.profile import hls_model
+
+    assert hls_model.speed_factor("xc7z020clg400", "1") == pytest.approx(775 / 464)
+    assert hls_model.speed_factor("xc7z020clg400", "-2") == pytest.approx(775 / 551)
+    assert hls_model.speed_factor("xc7z020-clg400-1", "3") == pytest.approx(775 / 464)  # the name's grade wins

@@ -37,7 +37,6 @@ from edgekd.nets.registry import input_hw, register_net
 
 MIN_BITS, MAX_BITS = 2, 16
 WEIGHT_QUANTS = ("fixed-point", "int8-per-channel")
-BIAS_KINDS = (False, True, "float", "quantized")
 
 
 def _brevitas():
@@ -81,7 +80,7 @@ class _Builder:
     """Makes Brevitas layers with the chosen quantizers; one place for the quantizer policy."""
 
     def __init__(self, bits: dict[str, LayerBits], weight_quant: str, act_signed: bool, bias: bool | str):
-        if bias not in BIAS_KINDS or (bias is not True and bias is not False and not isinstance(bias, str)):
+        if not (isinstance(bias, bool) or bias in ("float", "quantized")):
             raise ValueError(f"bias must be false, 'quantized' or 'float' (true), got {bias!r}")
         if weight_quant not in WEIGHT_QUANTS:
             raise ValueError(f"weight_quant must be one of {WEIGHT_QUANTS}, got {weight_quant!r}")

@@ -6,11 +6,8 @@ synthesis report in the project overrides it (then its source names the report).
 """
 from __future__ import annotations
 
-import dataclasses
-
 import math
-
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +151,7 @@ def _reuse_hint(layers: list[Any], hcfg: Any, target: Any, est: Any, cfg: HlsExp
         rfs, trial = dict(layer_reuse), est
     else:
         # a layer's own reuse factor (read from the project) would override every candidate: search without
-        free = [dataclasses.replace(l, reuse_factor=None) for l in layers]
+        free = [replace(l, reuse_factor=None) for l in layers]
         try:
             rfs = fastest_fitting_reuse(free, hcfg, target)
         except ConfigError as exc:

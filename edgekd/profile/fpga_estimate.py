@@ -34,7 +34,6 @@ estimate (:func:`estimate_with_vendor`).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -377,16 +376,6 @@ def estimate_hls_v0(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget |
                        lut=lut, ff=ff, dsp=dsp, bram_36k=bram, layers=ests, budget=budget)
 
 
-def _part_with_grade(target: FpgaTarget | None) -> str | None:
-    """The target's part, with its speed grade appended where the part name lacks one."""
-    if target is None:
-        return None
-    part = target.part or ""
-    if target.speed_grade and not re.search(r"-\d", part.split("-", 1)[1] if "-" in part else ""):
-        part = f"{part}-{target.speed_grade}"
-    return part
-
-
 def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | None = None, *,
                  model: str = "", clock_mhz: float | None = None,
                  input_arrival: tuple[float, float] | None = None) -> HlsEstimate:
@@ -413,7 +402,7 @@ def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | No
             reuse[layer.name] = closest_reuse_factor(layer.n_in, layer.n_out, want)
     bits = max(cfg.weight_bits, cfg.act_bits)
     family = "vivado" if cfg.backend.lower().startswith("vivado") else "vitis"
-    speed = hls_model.speed_factor(_part_with_grade(target))
+    speed = hls_model.speed_factor(target.part, target.speed_grade) if target else 1.0
     s = hls_model.structural(layers, io_type=cfg.io_type, strategy=cfg.strategy, reuse=reuse, bits=bits,
                              clock_mhz=clk, family=family, speed=speed)
     fit = cal.calibration()

@@ -55,6 +55,7 @@ Resources
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +66,6 @@ MUL_NS = 2.0  # a DSP (or LUT) multiply by a constant weight
 ADD_NS = 0.45  # one 16-bit adder level
 RELU_NS = 0.3
 TABLE_NS = 2.5  # a ROM lookup (registered: at least one cycle)
-USABLE = 0.75  # share of the period left after clock uncertainty and routing
 OVERHEAD_NS = 2.3  # io_parallel chaining: the part of each period not available to logic (see _parallel_latency)
 
 
@@ -147,23 +147,23 @@ def _fifo_bram(words: int, width_bits: int) -> float:
     return float(width_bits * math.ceil(words / 16384))
 
 
-def speed_factor(part: str | None) -> float:
+def speed_factor(part: str | None, default_grade: int | str | None = None) -> float:
     """How much slower the part's DSP and fabric are than the UltraScale+ -2 the delays above describe:
     the ratio of the DSP slice's datasheet Fmax (DSP48E2 -2: 775 MHz) to the part's (Artix-7 / Zynq-7010/20
     DSP48E1: 464 / 551 / 629 MHz at -1 / -2 / -3; Kintex-7, Virtex-7, Zynq-7030+: 550 / 650 / 741;
     UltraScale DSP48E2: 600 / 661 / 741; UltraScale+: 645 / 775 / 891 — the Xilinx data sheets' values as
     recalled, not re-checked against the documents here). HLS schedules with a delay library per family and
-    speed grade, so fewer adder levels fit a cycle on a slower part."""
-    import re as _re
-
+    speed grade, so fewer adder levels fit a cycle on a slower part. The grade is the part name's (``-1``,
+    ``-2L``…), else ``default_grade`` (a target's ``speed_grade``), else -2."""
     p = (part or "").lower()
-    m = _re.search(r"-(\d)", p.split("-", 1)[1] if "-" in p else "")
-    grade = int(m.group(1)) if m else 2
+    m = re.search(r"-(\d)", p.split("-", 1)[1] if "-" in p else "")
+    dm = re.match(r"-?(\d)", str(default_grade or ""))
+    grade = int(m.group(1)) if m else int(dm.group(1)) if dm else 2
     if p.startswith("xc7z0") and p[5:7] in ("07", "10", "14", "20") or p.startswith(("xc7a", "xc7s")):
         fmax = {1: 464.0, 2: 551.0, 3: 629.0}
     elif p.startswith("xc7"):
         fmax = {1: 550.0, 2: 650.0, 3: 741.0}
-    elif p.startswith(("xcku0", "xcku1", "xcvu0", "xcvu1", "xcvu440")) and not _re.match(r"xc(ku|vu)\d+p", p):
+    elif p.startswith(("xcku0", "xcku1", "xcvu0", "xcvu1", "xcvu440")) and not re.match(r"xc(ku|vu)\d+p", p):
         fmax = {1: 600.0, 2: 661.0, 3: 741.0}
     else:  # UltraScale+ (xczu, xcvu*p, xcku*p, Alveo xcu*) and unknown parts
         fmax = {1: 645.0, 2: 775.0, 3: 891.0}
@@ -443,7 +443,7 @@ def _parallel_latency(figs: list[LayerFigures], period_ns: float) -> float:
     # 2.7 ns is left for logic, on a Zynq-7020 -1 at 5 ns (3 ns on this scale) under 1 ns, where the reports show
     # one adder level a cycle and multi-cycle multipliers (Thifjj, MinhNguy3n, tanvirana: 32-47 cycles for MLPs
     # that take 9-13 on an Alveo). OVERHEAD_NS was chosen among 2.0 / 2.3 / 2.5 ns on the leave-one-source-out
-    # (latency p90 52 % for each, 59 % with the share USABLE × period it replaces; 2.3 the best source-weighted)
+    # (latency p90 52 % for each, 59 % with the 75 % of the period it replaces; 2.3 the best source-weighted)
     budget = max(0.3, period_ns - OVERHEAD_NS)
     total, chain = 0.0, 0.0
     for f in figs:

@@ -62,7 +62,7 @@ def _bits(type_text: str, typedefs: dict[str, str]) -> int | None:
     t, seen = type_text, 0
     while t in typedefs and seen < 8:
         t, seen = typedefs[t], seen + 1
-    m = re.match(r"ap_u?(?:fixed|int)<\s*(\d+)", t)
+    m = re.search(r"ap_u?(?:fixed|int)<\s*(\d+)", t)  # search: also inside nnet::array<ap_fixed<…>, N>
     return int(m.group(1)) if m else None
 
 
@@ -71,15 +71,7 @@ def call_widths(cpp: str, defines: str) -> dict[str, tuple[int | None, int | Non
     (``firmware/myproject.cpp``), the widths resolved through ``defines.h``'s typedefs (an io_stream
     ``nnet::array<ap_fixed<16,6>, 4*1>`` counts its element type)."""
     types = {m.group(2): m.group(1) for m in _ANY_TYPEDEF.finditer(defines)}
-
-    def width(name: str) -> int | None:
-        t, seen = name, 0
-        while t in types and seen < 8:
-            t, seen = types[t], seen + 1
-        m = re.search(r"ap_u?(?:fixed|int)<\s*(\d+)", t)
-        return int(m.group(1)) if m else None
-
-    return {m.group(3): (width(m.group(1)), width(m.group(2))) for m in _CALL.finditer(cpp)}
+    return {m.group(3): (_bits(m.group(1), types), _bits(m.group(2), types)) for m in _CALL.finditer(cpp)}
 
 
 def _structs(text: str, env: dict[str, Any], typedefs: dict[str, str]) -> list[tuple[str, str, str, dict[str, Any]]]:
