@@ -335,3 +335,45 @@ def test_a_targets_speed_grade_applies_when_the_part_name_lacks_one():
     assert hls_model.speed_factor("xc7z020clg400", "1") == pytest.approx(775 / 464)
     assert hls_model.speed_factor("xc7z020clg400", "-2") == pytest.approx(775 / 551)
     assert hls_model.speed_factor("xc7z020-clg400-1", "3") == pytest.approx(775 / 464)  # the name's grade wins
+
+
+def test_constant_products_bind_to_dsps_by_weight_and_input_width():
+    from dataclasses import replace
+
+    from edgekd.profile import hls_model
+
+    (dense,) = layers_from_spec([{"kind": "dense", "n_in": 64, "n_out": 10}])
+    kw = dict(io_type="io_parallel", bits=16, clock_mhz=200, family="vitis")
+
+    def dsp(strategy: str = "Latency", rf: int = 1, **widths) -> float:
+        return hls_model.structural([replace(dense, **widths)], strategy=strategy, reuse={"l0": rf}, **kw).dsp
+
+    assert dsp(weight_bits=16, data_bits=16) == 640
+    assert dsp(weight_bits=6, data_bits=16) == 0  # a 6-bit constant: shift-adds in fabric
+    assert dsp(weight_bits=16, data_bits=6) == 640  # a wide constant still lands in DSPs on a 6-bit input
+    assert dsp(weight_bits=16, data_bits=4) == 0  # any product of a 4-bit input is a LUT6 a bit
+    assert dsp(weight_bits=10, data_bits=16) == 320
+    # shared (Resource, or Latency under the multiplier allocation) multipliers are real ones, narrow or not
+    assert dsp("Resource", 8, weight_bits=6, data_bits=6) == 80
+    assert dsp("Latency", 8, weight_bits=6, data_bits=6) == 80
+    # the products left in fabric cost LUTs by the constant's width
+    narrow = hls_model.structural([replace(dense, weight_bits=4, data_bits=16)], strategy="Latency",
+                                  reuse={"l0": 1}, **kw)
+    wider = hls_model.structural([replace(dense, weight_bits=8, data_bits=16)], strategy="Latency",
+                                 reuse={"l0": 1}, **kw)
+    assert narrow.dsp == wider.dsp == 0 and narrow.lut < wider.lut
+
+
+def test_one_word_vivado_streams_and_table_activations():
+    from edgekd.profile import hls_model
+    from edgekd.profile.fpga_estimate import HlsLayer
+
+    def design(act: str) -> list:
+        return [HlsLayer("d", "dense", (1,), (64,)), HlsLayer("a", "act", (64,), (64,), activation=act)]
+
+    kw = dict(io_type="io_stream", strategy="Latency", reuse={}, bits=16, clock_mhz=200)
+    viv = hls_model.structural(design("relu"), family="vivado", **kw)
+    # Vivado HLS's depth-1 per-channel FIFOs of a dense output: a couple of FF each, not the 46 of a deep one
+    assert viv.ff < 64 * 46
+    relu, sig = (hls_model.structural(design(a), family="vitis", **kw) for a in ("relu", "sigmoid"))
+    assert sig.lut - relu.lut > 64 * 50  # the table's index logic, per channel

@@ -125,6 +125,26 @@ def _dsp_share(bits: int) -> float:
     return 0.05
 
 
+def _constant_dsp_share(wb: int, db: int) -> float:
+    """Share of a layer's constant-weight products (Latency strategy at RF 1) the tool binds to DSPs, from the
+    weight width ``wb`` and the width ``db`` of the layer's input. A constant of ≤ 8 bits becomes a few
+    shift-adds, and any product of a ≤ 5-bit input is a LUT6 a bit: both stay in fabric. In the corpus, designs
+    whose products are all of that kind report 0–7 % of them in DSPs (lolbraa's HGQ2 CNNs, jeanleos's 4-bit
+    U-Net, alex-yang's, thaarres's and Hector-Plata's 6-bit QKeras nets, Lenet5 and HG-DREAM at 8 bits,
+    MinhNguy3n's 7–9-bit MLP), while 16-bit weights on a 6-bit input still land in DSPs (the QKeras tutorial
+    CNN's last layer: ~400 of its 640 products, in PokerML and alex-yang alike). 9–10-bit weights: half, as
+    ML_FPGAonPixel's 10-bit MLPs (3–79 %) show."""
+    if wb <= 8 or db <= 5:
+        return 0.0
+    return 0.5 if wb <= 10 else 1.0
+
+
+def _constant_mult_lut(wb: int, db: int) -> float:
+    """LUTs of one product by a ``wb``-bit constant in fabric: a canonical-signed-digit constant has about
+    (wb + 1) / 3 nonzero digits, so that many less one shift-adds, each about ``db`` + wb / 2 bits wide."""
+    return max(0.0, (wb + 1) / 3.0 - 1.0) * (db + wb / 2.0)
+
+
 def _alloc_cycles(n_in: int, n_out: int, n_zeros: int, rf: int, wb: int, ab: int) -> float:
     """Latency strategy with RF > 1: ``dense_latency`` asks for PIPELINE II=RF but what bounds its
     schedule is ``ALLOCATION operation instances=mul limit=multiplier_limit`` (hls4ml's
@@ -313,7 +333,10 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
                 depth = 2.0 + (1.0 if stream else 0.0)
                 delay = TABLE_NS
                 bram += max(1, math.ceil(n_par / 2))
-                lut += n_par * 20
+                # the table index (scale, offset, clamp) and its read, per channel: hls4ml's CI reports the same
+                # Dense(64) with sigmoid or elu 27–128 LUT a channel above its ReLU twin (median 72, 12 pairs
+                # over Vivado HLS 2020.1 and Vitis HLS 2023.1 / 2024.1), plus the ~10 a ReLU costs
+                lut += n_par * 80
             else:
                 depth = 0.0 if not stream else 1.0
                 delay = RELU_NS if act in ("relu", "linear", "leakyrelu", "leaky_relu", "prelu") else MUL_NS
@@ -333,14 +356,18 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             lut += chans * ab * 0.5
         if m:
             if strat == "resource" or rf > 1:
-                # weights read from memory: variable multiplies, bound to DSPs even when narrow
-                share = 1.0 if max(wb, ab) >= 10 else 0.5
-            else:  # constant weights: narrow products become LUT shift-adds
-                share = _dsp_share(min(wb, ab) if min(wb, ab) < 11 else max(wb, ab))
+                # weights read from memory, or products shared under the Latency strategy's multiplier allocation:
+                # real multipliers, bound to DSPs even when narrow (tsopeter's 6-bit and Spehic's 4-bit Resource
+                # CNNs, PokerML's 6-bit RF 108–784 layers and Latency RF 128/256 CNNs report about one DSP a
+                # multiplier)
+                share, mult_lut = 1.0, 0.0
+            else:  # constant weights: narrow products become LUT shift-adds; the layer's true input width decides
+                db = l.data_bits or ab
+                share, mult_lut = _constant_dsp_share(wb, db), _constant_mult_lut(wb, db)
             dsp = m * share
             acc = wb + ab
-            # the adder tree (one accumulator-wide adder per product) plus LUT multipliers
-            lut += m * acc * 1.0 + m * (1 - share) * (0.5 * wb * ab)
+            # the adder tree (one accumulator-wide adder per product) plus the products left in fabric
+            lut += m * acc * 1.0 + m * (1 - share) * mult_lut
             if rf > 1:
                 if strat != "resource":
                     # Latency strategy: the Accum loops stay fully unrolled, so the whole adder tree is kept
@@ -378,7 +405,13 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
             # the FIFOs' own registers (pointers and output register: ~46 FF for each per-channel FIFO in
             # Vivado HLS reports, ~99 for Vitis HLS's one packed FIFO, whatever its width) and the process's control
             n_fifo = l.out_shape[-1] if family != "vitis" else 1
-            ff += (46.0 if family != "vitis" else 99.0) * n_fifo + 200.0
+            per_fifo = 46.0 if family != "vitis" else 99.0
+            if family != "vitis" and out_words <= 1:
+                # a one-word stream (a dense layer's output): Vivado HLS's per-channel FIFOs of depth 1 keep
+                # little more than a full flag — hls4ml's CI reports 326 FF in all for a Dense(64) + ReLU with
+                # two such 64-channel streams (Vivado HLS 2020.1; 46 each would be 5,900)
+                per_fifo = 2.0
+            ff += per_fifo * n_fifo + 200.0
         else:
             lut += 20
             # combinational layers have no registers; pipelined ones register their outputs each stage. A
