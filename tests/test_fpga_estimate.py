@@ -377,3 +377,15 @@ def test_one_word_vivado_streams_and_table_activations():
     assert viv.ff < 64 * 46
     relu, sig = (hls_model.structural(design(a), family="vitis", **kw) for a in ("relu", "sigmoid"))
     assert sig.lut - relu.lut > 64 * 50  # the table's index logic, per channel
+
+
+def test_distributed_arithmetic_layers_use_no_dsps():
+    from dataclasses import replace
+
+    from edgekd.profile import hls_model
+
+    (dense,) = layers_from_spec([{"kind": "dense", "n_in": 64, "n_out": 10}])
+    kw = dict(io_type="io_parallel", strategy="Latency", reuse={"l0": 1}, bits=16, clock_mhz=200, family="vitis")
+    lat = hls_model.structural([replace(dense, weight_bits=16, data_bits=16)], **kw)
+    da = hls_model.structural([replace(dense, weight_bits=16, data_bits=16, strategy="distributed_arithmetic")], **kw)
+    assert lat.dsp == 640 and da.dsp == 0 and da.lut > lat.lut

@@ -361,6 +361,12 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
                 # CNNs, PokerML's 6-bit RF 108–784 layers and Latency RF 128/256 CNNs report about one DSP a
                 # multiplier)
                 share, mult_lut = 1.0, 0.0
+            elif strat.startswith("distributed"):
+                # distributed arithmetic (hls4ml ≥ 1.2 with da4ml, RF 1 only): the layer becomes one shift-add
+                # graph, no multiplier at all. No such report is in the corpus, so this regime's error is unmeasured;
+                # the graph's common-subexpression sharing (up to ~30 % fewer LUTs, hls4ml's documentation) is not
+                # counted, which keeps the figure on the high side
+                share, mult_lut = 0.0, _constant_mult_lut(wb, l.data_bits or ab)
             else:  # constant weights: narrow products become LUT shift-adds; the layer's true input width decides
                 db = l.data_bits or ab
                 share, mult_lut = _constant_dsp_share(wb, db), _constant_mult_lut(wb, db)
