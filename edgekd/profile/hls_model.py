@@ -190,6 +190,350 @@ def speed_factor(part: str | None, default_grade: int | str | None = None) -> fl
     return 775.0 / fmax.get(grade, fmax[2])
 
 
+@dataclass
+class _Design:
+    """What every layer's figures depend on besides the layer itself."""
+
+    stream: bool
+    family: str
+    bits: int
+    levels: int  # adder levels a cycle
+    strategy: str  # the design's default, lower case
+
+
+@dataclass
+class _Work:
+    """One layer's figures while they are being built (see LayerFigures for their meaning)."""
+
+    rf: int
+    strat: str
+    wb: int  # weight width
+    ab: int  # the multiplier's activation operand: the design's width (see structural)
+    ob: int  # the layer's result width
+    chans: int
+    in_px: int
+    words: int
+    m: float = 0.0
+    n_in: int = 0  # inputs to one output (dense: all; conv: the kernel window)
+    dsp: float = 0.0
+    lut: float = 0.0
+    ff: float = 0.0
+    bram: float = 0.0
+    depth: float = 1.0
+    per_word: float = 1.0
+    ii: float = 1.0
+    busy_min: float | None = None  # io_stream: the tool's static bounds where the pace is branch-dependent
+    busy_max: float | None = None
+    delay: float = 0.0  # io_parallel combinational delay (ns) chained with the neighbours
+    pipe_ff: float = 0.0  # io_parallel: the multipliers' pipeline registers
+
+
+def _stream_conv(l: Any, d: _Design, w: _Work, n_out: int, out_px: int, tree: int, depthwise: bool) -> None:
+    """An io_stream convolution's pace: cycles per input pixel and the tool's static bounds."""
+    if w.strat == "resource":
+        # the pixel loop is not pipelined and ``compute_output_buffer_*`` runs the RF loop
+        # only for pixels that complete a window: RF + 5 (Vitis) / RF + 6 (Vivado) cycles
+        # of RF loop, call and fill; the other pixels 4. The branch depends on the pixel's
+        # position, which the scheduler cannot bound, so C synthesis reports a min-max
+        # range: every pixel short (min) to every pixel through the RF loop (max).
+        win, other = (w.rf + 5.0 if d.family == "vitis" else w.rf + 6.0), 4.0
+        if d.family == "vitis" and w.rf == 1:
+            # Vitis HLS 2023.1 at RF 1 (ML_FPGAonPixel per-layer reports): ~2.5 cycles a
+            # window, 1.5 otherwise, and min = max
+            win, other = 2.5, 1.5
+        busy = out_px * win + max(0, w.in_px - out_px) * other
+        if w.rf > 1:  # an RF loop to branch into
+            w.busy_min, w.busy_max = w.in_px * other, w.in_px * win
+        w.depth = win
+    else:
+        # Vivado HLS reaches II = RF per pixel; Vitis HLS 2023+ does not get below ~3 on a
+        # (non-depthwise) Latency stream conv (seanlipps/ECE226_CoDesign, 2024.1: 390 cycles
+        # for 130 pixels; hls4ml's depthwise kernel still reaches 1)
+        px = _alloc_cycles(w.n_in, n_out, l.n_zeros, w.rf, w.wb, w.ab) if w.rf > 1 else w.rf
+        px = max(px, 3) if d.family == "vitis" and not depthwise else px
+        busy = w.in_px * px
+        w.depth = tree + 2
+    w.per_word = busy / max(w.in_px, 1)
+    w.ii = busy
+    k = l.kernel
+    if l.kind == "conv2d" and k > 1 and l.in_shape[1] * w.ab > 1024:
+        w.bram += (k - 1) * w.chans  # ap_shift_reg line buffers, partitioned by channel
+
+
+def _conv(l: Any, d: _Design, w: _Work) -> None:
+    k = l.kernel
+    depthwise = (l.implementation or "") == "depthwise"
+    w.n_in = (k * k if l.kind == "conv2d" else k) * (1 if depthwise else w.chans)
+    n_out = l.out_shape[-1]
+    sparsity = min(0.95, l.n_zeros / max(1, w.n_in * n_out))
+    w.m = math.ceil(w.n_in * n_out * (1 - sparsity) / w.rf)
+    out_px = int(math.prod(l.out_shape[:-1]))
+    tree = 1 + math.ceil(_log2(w.n_in) / d.levels)
+    if d.stream:
+        _stream_conv(l, d, w, n_out, out_px, tree, depthwise)
+    elif (l.implementation or "") == "pointwise" and w.strat == "latency":
+        # pointwise_conv_*_latency_cl: every output pixel in one pipelined call (II = RF),
+        # its multiplies spread over the allocation limit like a dense layer's
+        c = (_alloc_cycles(w.n_in * out_px, n_out, l.n_zeros * out_px, w.rf, w.wb, w.ab) if w.rf > 1
+             else 1.0)
+        w.ii, w.depth = float(w.rf), c + tree
+    else:
+        # conv_*d_latency_cl: a loop over n_partitions (PIPELINE II=RF), each iteration computing
+        # n_pixels = out_px / n_partitions output pixels side by side (ParallelizationFactor)
+        parts = max(1, min(out_px, l.n_partitions or out_px))
+        w.m *= math.ceil(out_px / parts)
+        w.ii = parts * w.rf
+        w.depth = w.ii + tree
+    if w.strat == "resource" and w.rf >= 4:
+        w.bram += math.ceil(w.m * w.wb / 36) * math.ceil(w.rf / 1024)
+
+
+def _dense(l: Any, d: _Design, w: _Work) -> None:
+    w.n_in, n_out = int(math.prod(l.in_shape)), int(math.prod(l.out_shape))
+    sparsity = min(0.95, l.n_zeros / max(1, w.n_in * n_out))
+    w.m = math.ceil(w.n_in * n_out * (1 - sparsity) / w.rf)
+    tree = math.ceil(_log2(w.n_in) / d.levels)
+    w.delay = (MUL_NS if w.n_in > 1 or w.wb > 1 else 0.0) + ADD_NS * math.ceil(math.log2(max(w.n_in, 1)))
+    if w.strat == "resource":
+        w.depth, w.ii = w.rf + 3, w.rf
+        w.delay = 0.0
+        if w.rf >= 4:
+            w.bram += math.ceil(w.m * w.wb / 36) * math.ceil(w.rf / 1024)
+    elif w.rf > 1:
+        # the unrolled tree is kept, issued every RF cycles; its multiplies spread over the allocation
+        c = _alloc_cycles(w.n_in, n_out, l.n_zeros, w.rf, w.wb, w.ab)
+        w.depth, w.ii = c + tree, w.rf
+        w.delay = 0.0
+    else:
+        w.depth, w.ii = (tree + 1 if w.n_in > 1 else 0), 1
+    if d.stream:
+        w.words = l.stream_words or w.words
+        w.per_word = 1.0
+        w.ii = max(w.ii, w.words)
+        w.depth += 1  # read the last word, write the result word
+    w.chans = n_out
+
+
+def _pool(l: Any, d: _Design, w: _Work) -> None:
+    k = l.kernel
+    w.depth, w.per_word, w.ii = (2.0, 1.0, w.in_px) if d.stream else (0.0, 0.0, 1.0)
+    w.delay = 0.5 * _log2(k * k)
+    window = k ** max(1, len(l.in_shape) - 1)
+    w.lut += (w.chans if d.stream else int(math.prod(l.out_shape))) * window * w.ab * 0.8
+    if (not d.stream and d.family != "vitis" and (l.pool_op or "").lower().startswith("av")
+            and l.padding > 0):
+        # nnet_pooling.h divides each window's sum by the count of its unpadded pixels, a run-time
+        # ``unsigned``; Vivado HLS builds a pipelined divider per output (≈ W stages of a W-bit
+        # subtractor) where padding makes the count vary — hls4ml's CI reports (Vivado HLS 2020.1,
+        # 'same' average pooling): 21 cycles, ~500 LUT and ~800 FF an output at 16 bits; Vitis HLS
+        # folds the constant counts (0 cycles), as both tools do without padding
+        n_outs = int(math.prod(l.out_shape))
+        w.depth, w.delay = w.ab + 5.0, 0.0
+        w.lut += n_outs * 2.0 * w.ab * w.ab
+        w.ff += n_outs * 3.0 * w.ab * w.ab
+
+
+def _activation(l: Any, d: _Design, w: _Work) -> None:
+    act = (l.activation or "relu").lower()
+    n_par = w.chans if d.stream else int(math.prod(l.in_shape))
+    if l.kind == "softmax":
+        w.depth = 4.0
+        w.delay = 2 * TABLE_NS + ADD_NS * _log2(n_par) + MUL_NS
+        w.bram += 2 * max(1, math.ceil(n_par / 2))
+        w.lut += n_par * 150
+    elif any(act.startswith(t) for t in TABLE_ACTS):
+        w.depth = 2.0 + (1.0 if d.stream else 0.0)
+        w.delay = TABLE_NS
+        w.bram += max(1, math.ceil(n_par / 2))
+        # the table index (scale, offset, clamp) and its read, per channel: hls4ml's CI reports the same
+        # Dense(64) with sigmoid or elu 27–128 LUT a channel above its ReLU twin (median 72, 12 pairs
+        # over Vivado HLS 2020.1 and Vitis HLS 2023.1 / 2024.1), plus the ~10 a ReLU costs
+        w.lut += n_par * 80
+    else:
+        w.depth = 0.0 if not d.stream else 1.0
+        w.delay = RELU_NS if act in ("relu", "linear", "leakyrelu", "leaky_relu", "prelu") else MUL_NS
+        w.lut += n_par * w.ab * 0.6
+    w.ii = w.in_px if d.stream else 1.0
+
+
+def _simple(l: Any, d: _Design, w: _Work) -> None:
+    """Pad, resize, batchnorm, merges: one word a cycle through simple logic."""
+    out_px = int(math.prod(l.out_shape[:-1])) if len(l.out_shape) > 1 else 1
+    w.depth, w.ii = (1.0, max(w.in_px, out_px)) if d.stream else (0.0, 1.0)
+    w.delay = MUL_NS if "batchnorm" in (l.activation or "") else 0.0
+    w.per_word = max(w.in_px, out_px) / max(w.in_px, 1)
+    w.lut += w.chans * w.ab * 0.5
+
+
+def _binding(l: Any, w: _Work) -> tuple[float, float]:
+    """(share of the products in DSPs, LUTs of one product left in fabric)."""
+    if w.strat == "resource" or w.rf > 1:
+        # weights read from memory, or products shared under the Latency strategy's multiplier allocation:
+        # real multipliers, bound to DSPs even when narrow (tsopeter's 6-bit and Spehic's 4-bit Resource
+        # CNNs, PokerML's 6-bit RF 108–784 layers and Latency RF 128/256 CNNs report about one DSP a
+        # multiplier)
+        return 1.0, 0.0
+    db = l.data_bits or w.ab
+    if w.strat.startswith("distributed"):
+        # distributed arithmetic (hls4ml ≥ 1.2 with da4ml, RF 1 only): the layer becomes one shift-add
+        # graph, no multiplier at all. No such report is in the corpus, so this regime's error is unmeasured;
+        # the graph's common-subexpression sharing (up to ~30 % fewer LUTs, hls4ml's documentation) is not
+        # counted, which keeps the figure on the high side
+        return 0.0, _constant_mult_lut(w.wb, db)
+    # constant weights: narrow products become LUT shift-adds; the layer's true input width decides
+    return _constant_dsp_share(w.wb, db), _constant_mult_lut(w.wb, db)
+
+
+def _multipliers(l: Any, d: _Design, w: _Work) -> None:
+    """DSPs, the adder tree's LUTs and the registers of a layer's ``w.m`` products."""
+    m, rf, wb, ab = w.m, w.rf, w.wb, w.ab
+    share, mult_lut = _binding(l, w)
+    w.dsp = m * share
+    acc = wb + ab
+    # the adder tree (one accumulator-wide adder per product) plus the products left in fabric
+    w.lut += m * acc * 1.0 + m * (1 - share) * mult_lut
+    if rf > 1:
+        if w.strat != "resource":
+            # Latency strategy: the Accum loops stay fully unrolled, so the whole adder tree is kept
+            # however few multipliers the allocation leaves; both operands of each allocated
+            # multiplier are multiplexed from RF sources (an RF:1 mux ≈ (RF − 1)/3 LUT6 a bit)
+            w.lut += m * (rf - 1) * acc * 1.0 + m * (wb + ab) * (rf - 1) / 3.0
+        else:
+            # Resource strategy: the data operand is multiplexed, the weights read from a
+            # reshaped array (a LUT ROM of depth RF, 64 deep per LUT6)
+            w.lut += m * ab * (rf - 1) / 3.0 + m * wb * math.ceil(rf / 64)
+    ff_mult = m * acc * (0.6 if (d.stream or w.strat == "resource" or rf > 1) else 0.1)
+    w.ff += ff_mult
+    w.pipe_ff = ff_mult if not d.stream else 0.0
+    # arrays the templates partition completely, so registers whatever the reuse factor:
+    # dense_resource's ``accum_t acc[n_out]`` (and dense_latency's at RF > 1), the stream dense's
+    # ``data[n_in]`` collected word by word, the stream conv's ``static kernel_data[k·k·n_chan]``
+    # (nnet_dense_resource.h, nnet_dense_stream.h, nnet_conv_stream.h). Added together; held-out FF
+    # median 54 → 42 % by record, 59 → 44 % each source weighted equally, in-80 % 76 → 80 %
+    if rf > 1:
+        w.ff += l.out_shape[-1] * acc
+    if d.stream and l.kind == "dense":
+        w.ff += int(math.prod(l.in_shape)) * ab
+    if d.stream and l.kind in ("conv1d", "conv2d"):
+        w.ff += w.n_in * ab
+
+
+def _stream_output(l: Any, d: _Design, w: _Work) -> None:
+    """An io_stream layer's output FIFOs and its process's control."""
+    out_words = 1 if l.kind == "dense" else int(math.prod(l.out_shape[:-1])) if len(l.out_shape) > 1 else 1
+    out_width = (l.out_shape[-1]) * w.ob
+    if d.family != "vitis":
+        # Vivado HLS: an nnet::array stream is one FIFO per channel (layerN_out_V_data_K_V in
+        # its reports), each mapped on its own
+        w.bram += l.out_shape[-1] * _fifo_bram(out_words, w.ob)
+    else:  # Vitis HLS packs the whole word into one FIFO
+        w.bram += _fifo_bram(out_words, out_width)
+    w.lut += 300 + 1.0 * out_width
+    # the FIFOs' own registers (pointers and output register: ~46 FF for each per-channel FIFO in
+    # Vivado HLS reports, ~99 for Vitis HLS's one packed FIFO, whatever its width) and the process's control
+    n_fifo = l.out_shape[-1] if d.family != "vitis" else 1
+    per_fifo = 46.0 if d.family != "vitis" else 99.0
+    if d.family != "vitis" and out_words <= 1:
+        # a one-word stream (a dense layer's output): Vivado HLS's per-channel FIFOs of depth 1 keep
+        # little more than a full flag — hls4ml's CI reports 326 FF in all for a Dense(64) + ReLU with
+        # two such 64-channel streams (Vivado HLS 2020.1; 46 each would be 5,900)
+        per_fifo = 2.0
+    w.ff += per_fifo * n_fifo + 200.0
+
+
+def _parallel_output(l: Any, w: _Work) -> None:
+    """An io_parallel layer's output registers."""
+    w.lut += 20
+    # combinational layers have no registers; pipelined ones register their outputs each stage. A
+    # convolution's pixel loop runs one pixel after another (depth ≈ pixels × cycles a pixel): its output
+    # array is not registered once per cycle of that loop (which gave 3·10^8 FF for a 48×48 CNN): at most
+    # 64 stages (cap chosen among 2, 8 and 64 on the cross-validation: FF median 64 %, 53 %, 46 %; 47 %
+    # without a cap, whose p90 was worse and whose figures for large designs were absurd)
+    stages = max(w.depth, 0.0) if l.kind == "dense" or len(l.out_shape) < 2 else min(max(w.depth, 0.0), 64.0)
+    w.ff += int(math.prod(l.out_shape)) * w.ob * stages * 0.5
+
+
+_KINDS = {"conv1d": _conv, "conv2d": _conv, "dense": _dense, "pool": _pool, "act": _activation,
+          "softmax": _activation}
+
+
+def _layer(l: Any, d: _Design, rf: int, words: int) -> _Work:
+    """One layer's figures (not a Flatten's)."""
+    spatial = l.in_shape[:-1] if len(l.in_shape) > 1 else ()
+    # the multiplier's activation operand: the design's width, not the layer's input type (``data_bits``) — the
+    # product and adder-tree constants were set with it, and using the input type made the held-out
+    # LUT and DSP errors worse (bench_fpga_calibration, 2026-11-30: LUT median 30 → 36 %, DSP 12 → 22 %);
+    # the DSP binding of constant products does use the input type (_binding)
+    w = _Work(rf=rf, strat=(l.strategy or d.strategy).lower(), wb=l.weight_bits or d.bits, ab=d.bits,
+              ob=l.result_bits or d.bits, chans=l.in_shape[-1] if len(l.in_shape) > 1 else l.in_shape[0],
+              in_px=int(math.prod(spatial)) if spatial else 1, words=words)
+    _KINDS.get(l.kind, _simple)(l, d, w)
+    if w.m:
+        _multipliers(l, d, w)
+    if d.stream:
+        _stream_output(l, d, w)
+    else:
+        _parallel_output(l, w)
+    return w
+
+
+def _figures(layers: list[Any], d: _Design, reuse: dict[str, int]) -> tuple[list[LayerFigures], float]:
+    """Every layer's figures, and the io_parallel multipliers' pipeline registers."""
+    figs: list[LayerFigures] = []
+    words_next: int | None = None  # stream words of the next layer's input (None: its pixels)
+    pipe_ff = 0.0
+    prev_out: tuple[int, ...] = ()
+    for l in layers:
+        if d.stream and l.kind == "dense" and words_next is None and len(prev_out) > 1:
+            # a Flatten that left no config of its own (hls4ml's Reshape): still one word per pixel
+            words_next = int(math.prod(prev_out[:-1]))
+        prev_out = tuple(l.out_shape)
+        rf = max(1, int(reuse.get(l.name, l.reuse_factor or 1)))
+        spatial = l.in_shape[:-1] if len(l.in_shape) > 1 else ()
+        in_px = int(math.prod(spatial)) if spatial else 1
+        words = words_next if words_next is not None else (in_px if d.stream else 1)
+        words_next = None
+        if l.kind == "flatten":
+            if d.stream:
+                words_next = in_px  # hls4ml's stream still carries one pixel per word after Flatten
+                figs.append(LayerFigures(l.name, l.kind, 1, words, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0))
+                continue
+            w = _Work(rf=rf, strat="", wb=0, ab=d.bits, ob=d.bits, chans=0, in_px=in_px, words=words,
+                      depth=0.0, ii=1.0)
+            _parallel_output(l, w)
+        else:
+            w = _layer(l, d, rf, words)
+        pipe_ff += w.pipe_ff
+        f_ = LayerFigures(l.name, l.kind, rf, int(w.words), float(w.per_word), float(w.depth), float(w.ii),
+                          int(w.m), w.dsp, w.lut, w.ff, w.bram, delay_ns=w.delay)
+        if w.busy_max is not None:
+            f_.cpw_min, f_.cpw_max = w.busy_min / max(in_px, 1), w.busy_max / max(in_px, 1)
+        figs.append(f_)
+    return figs, pipe_ff
+
+
+def _stream_bounds(figs: list[LayerFigures], arrival: tuple[float, float] | None, vitis: bool,
+                   scale: float) -> tuple[float | None, float | None, float | None]:
+    """C synthesis's static (latency min, latency max, II max) where a process's pace is branch-dependent."""
+    if not any(f.cpw_max is not None for f in figs):
+        return None, None, None
+    lat_min = lat_max = ii_max = None
+    saved = [(f.cycles_per_word, f.ii) for f in figs]
+    for bound in ("cpw_min", "cpw_max"):
+        for f in figs:
+            v = getattr(f, bound)
+            if v is not None:
+                f.cycles_per_word, f.ii = v * scale, v * max(f.words_in, 1)
+        lat_b, ii_b, _ = _schedule(figs, arrival, vitis)
+        if bound == "cpw_min":
+            lat_min = lat_b
+        else:
+            lat_max, ii_max = lat_b, ii_b
+    for f, (c, i) in zip(figs, saved):
+        f.cycles_per_word, f.ii = c, i
+    return lat_min, lat_max, ii_max
+
+
 def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[str, int], bits: int,
                clock_mhz: float, arrival: tuple[float, float] | None = None, scale: float = 1.0,
                family: str = "vitis", speed: float = 1.0) -> Structural:
@@ -199,262 +543,22 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
     process's pace and depth (the calibrated correction, applied inside the schedule so an
     arrival-bound design stays arrival-bound)."""
     stream = io_type == "io_stream"
-    default_strat = (strategy or "Latency").lower()
     clock_mhz = clock_mhz * speed  # a slower part: the delays take a larger share of each period
     # adder levels a cycle: 4 at 5 ns on an UltraScale+ -2, in what is left of the period after the fixed
     # overhead of _parallel_latency (OVERHEAD_NS), so a Zynq-7020 -1 at 5 ns fits one
     levels = max(1, round(4 * (1000.0 / clock_mhz - OVERHEAD_NS) / (5.0 - OVERHEAD_NS)))
-    figs: list[LayerFigures] = []
-    words_next: int | None = None  # stream words of the next layer's input (None: its pixels)
-    pipe_ff = 0.0  # io_parallel: the multipliers' pipeline registers
-    prev_out: tuple[int, ...] = ()
-    for l in layers:
-        if stream and l.kind == "dense" and words_next is None and len(prev_out) > 1:
-            # a Flatten that left no config of its own (hls4ml's Reshape): still one word per pixel
-            words_next = int(math.prod(prev_out[:-1]))
-        prev_out = tuple(l.out_shape)
-        rf = max(1, int(reuse.get(l.name, l.reuse_factor or 1)))
-        strat = (l.strategy or default_strat).lower()
-        wb = l.weight_bits or bits
-        # the multiplier's activation operand: the design's width, not the layer's input type (``data_bits``) — the
-        # product and adder-tree constants below were set with it, and using the input type made the held-out
-        # LUT and DSP errors worse (bench_fpga_calibration, 2026-11-30: LUT median 30 → 36 %, DSP 12 → 22 %)
-        ab = bits
-        ob = l.result_bits or ab  # what the layer writes: its FIFOs' width and its output registers
-        spatial = l.in_shape[:-1] if len(l.in_shape) > 1 else ()
-        chans = l.in_shape[-1] if len(l.in_shape) > 1 else l.in_shape[0]
-        in_px = int(math.prod(spatial)) if spatial else 1
-        words = words_next if words_next is not None else (in_px if stream else 1)
-        words_next = None
-        m = dsp = lut = ff = bram = 0.0
-        depth, per_word, ii = 1.0, 1.0, 1.0
-        busy_min = busy_max = None  # io_stream: the tool's static bounds where the pace is branch-dependent
-        delay = 0.0  # io_parallel combinational delay (ns) chained with the neighbours
-        k = l.kernel
-        if l.kind in ("conv1d", "conv2d"):
-            depthwise = (l.implementation or "") == "depthwise"
-            n_in = (k * k if l.kind == "conv2d" else k) * (1 if depthwise else chans)
-            n_out = l.out_shape[-1]
-            sparsity = min(0.95, l.n_zeros / max(1, n_in * n_out))
-            m = math.ceil(n_in * n_out * (1 - sparsity) / rf)
-            out_px = int(math.prod(l.out_shape[:-1]))
-            tree = 1 + math.ceil(_log2(n_in) / levels)
-            if stream:
-                if strat == "resource":
-                    # the pixel loop is not pipelined and ``compute_output_buffer_*`` runs the RF loop
-                    # only for pixels that complete a window: RF + 5 (Vitis) / RF + 6 (Vivado) cycles
-                    # of RF loop, call and fill; the other pixels 4. The branch depends on the pixel's
-                    # position, which the scheduler cannot bound, so C synthesis reports a min-max
-                    # range: every pixel short (min) to every pixel through the RF loop (max).
-                    win, other = (rf + 5.0 if family == "vitis" else rf + 6.0), 4.0
-                    if family == "vitis" and rf == 1:
-                        # Vitis HLS 2023.1 at RF 1 (ML_FPGAonPixel per-layer reports): ~2.5 cycles a
-                        # window, 1.5 otherwise, and min = max
-                        win, other = 2.5, 1.5
-                    busy = out_px * win + max(0, in_px - out_px) * other
-                    if rf > 1:  # an RF loop to branch into
-                        busy_min, busy_max = in_px * other, in_px * win
-                    depth = win
-                else:
-                    # Vivado HLS reaches II = RF per pixel; Vitis HLS 2023+ does not get below ~3 on a
-                    # (non-depthwise) Latency stream conv (seanlipps/ECE226_CoDesign, 2024.1: 390 cycles
-                    # for 130 pixels; hls4ml's depthwise kernel still reaches 1)
-                    px = _alloc_cycles(n_in, n_out, l.n_zeros, rf, wb, ab) if rf > 1 else rf
-                    px = max(px, 3) if family == "vitis" and not depthwise else px
-                    busy = in_px * px
-                    depth = tree + 2
-                per_word = busy / max(in_px, 1)
-                ii = busy
-                if l.kind == "conv2d" and k > 1 and l.in_shape[1] * ab > 1024:
-                    bram += (k - 1) * chans  # ap_shift_reg line buffers, partitioned by channel
-            elif (l.implementation or "") == "pointwise" and strat == "latency":
-                # pointwise_conv_*_latency_cl: every output pixel in one pipelined call (II = RF),
-                # its multiplies spread over the allocation limit like a dense layer's
-                c = _alloc_cycles(n_in * out_px, n_out, l.n_zeros * out_px, rf, wb, ab) if rf > 1 else 1.0
-                ii, depth = float(rf), c + tree
-            else:
-                # conv_*d_latency_cl: a loop over n_partitions (PIPELINE II=RF), each iteration computing
-                # n_pixels = out_px / n_partitions output pixels side by side (ParallelizationFactor)
-                parts = max(1, min(out_px, l.n_partitions or out_px))
-                m *= math.ceil(out_px / parts)
-                ii = parts * rf
-                depth = ii + tree
-            if strat == "resource" and rf >= 4:
-                bram += math.ceil(m * wb / 36) * math.ceil(rf / 1024)
-        elif l.kind == "dense":
-            n_in, n_out = int(math.prod(l.in_shape)), int(math.prod(l.out_shape))
-            sparsity = min(0.95, l.n_zeros / max(1, n_in * n_out))
-            m = math.ceil(n_in * n_out * (1 - sparsity) / rf)
-            tree = math.ceil(_log2(n_in) / levels)
-            delay = (MUL_NS if n_in > 1 or wb > 1 else 0.0) + ADD_NS * math.ceil(math.log2(max(n_in, 1)))
-            if strat == "resource":
-                depth, ii = rf + 3, rf
-                delay = 0.0
-                if rf >= 4:
-                    bram += math.ceil(m * wb / 36) * math.ceil(rf / 1024)
-            elif rf > 1:
-                # the unrolled tree is kept, issued every RF cycles; its multiplies spread over the allocation
-                c = _alloc_cycles(n_in, n_out, l.n_zeros, rf, wb, ab)
-                depth, ii = c + tree, rf
-                delay = 0.0
-            else:
-                depth, ii = (tree + 1 if n_in > 1 else 0), 1
-            if stream:
-                words = l.stream_words or words
-                per_word = 1.0
-                ii = max(ii, words)
-                depth += 1  # read the last word, write the result word
-            chans = n_out
-        elif l.kind == "pool":
-            depth, per_word, ii = (2.0, 1.0, in_px) if stream else (0.0, 0.0, 1.0)
-            delay = 0.5 * _log2(k * k)
-            window = k ** max(1, len(l.in_shape) - 1)
-            lut += (chans if stream else int(math.prod(l.out_shape))) * window * ab * 0.8
-            if (not stream and family != "vitis" and (l.pool_op or "").lower().startswith("av")
-                    and l.padding > 0):
-                # nnet_pooling.h divides each window's sum by the count of its unpadded pixels, a run-time
-                # ``unsigned``; Vivado HLS builds a pipelined divider per output (≈ W stages of a W-bit
-                # subtractor) where padding makes the count vary — hls4ml's CI reports (Vivado HLS 2020.1,
-                # 'same' average pooling): 21 cycles, ~500 LUT and ~800 FF an output at 16 bits; Vitis HLS
-                # folds the constant counts (0 cycles), as both tools do without padding
-                n_outs = int(math.prod(l.out_shape))
-                depth, delay = ab + 5.0, 0.0
-                lut += n_outs * 2.0 * ab * ab
-                ff += n_outs * 3.0 * ab * ab
-        elif l.kind in ("act", "softmax"):
-            act = (l.activation or "relu").lower()
-            n_par = chans if stream else int(math.prod(l.in_shape))
-            if l.kind == "softmax":
-                depth = 4.0
-                delay = 2 * TABLE_NS + ADD_NS * _log2(n_par) + MUL_NS
-                bram += 2 * max(1, math.ceil(n_par / 2))
-                lut += n_par * 150
-            elif any(act.startswith(t) for t in TABLE_ACTS):
-                depth = 2.0 + (1.0 if stream else 0.0)
-                delay = TABLE_NS
-                bram += max(1, math.ceil(n_par / 2))
-                # the table index (scale, offset, clamp) and its read, per channel: hls4ml's CI reports the same
-                # Dense(64) with sigmoid or elu 27–128 LUT a channel above its ReLU twin (median 72, 12 pairs
-                # over Vivado HLS 2020.1 and Vitis HLS 2023.1 / 2024.1), plus the ~10 a ReLU costs
-                lut += n_par * 80
-            else:
-                depth = 0.0 if not stream else 1.0
-                delay = RELU_NS if act in ("relu", "linear", "leakyrelu", "leaky_relu", "prelu") else MUL_NS
-                lut += n_par * ab * 0.6
-            ii = in_px if stream else 1.0
-        elif l.kind in ("flatten",):
-            depth, ii = 0.0, 1.0
-            if stream:
-                words_next = in_px  # hls4ml's stream still carries one pixel per word after Flatten
-                figs.append(LayerFigures(l.name, l.kind, 1, words, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0))
-                continue
-        else:  # pad, resize, batchnorm, merges: one word a cycle through simple logic
-            out_px = int(math.prod(l.out_shape[:-1])) if len(l.out_shape) > 1 else 1
-            depth, ii = (1.0, max(in_px, out_px)) if stream else (0.0, 1.0)
-            delay = MUL_NS if "batchnorm" in (l.activation or "") else 0.0
-            per_word = max(in_px, out_px) / max(in_px, 1)
-            lut += chans * ab * 0.5
-        if m:
-            if strat == "resource" or rf > 1:
-                # weights read from memory, or products shared under the Latency strategy's multiplier allocation:
-                # real multipliers, bound to DSPs even when narrow (tsopeter's 6-bit and Spehic's 4-bit Resource
-                # CNNs, PokerML's 6-bit RF 108–784 layers and Latency RF 128/256 CNNs report about one DSP a
-                # multiplier)
-                share, mult_lut = 1.0, 0.0
-            elif strat.startswith("distributed"):
-                # distributed arithmetic (hls4ml ≥ 1.2 with da4ml, RF 1 only): the layer becomes one shift-add
-                # graph, no multiplier at all. No such report is in the corpus, so this regime's error is unmeasured;
-                # the graph's common-subexpression sharing (up to ~30 % fewer LUTs, hls4ml's documentation) is not
-                # counted, which keeps the figure on the high side
-                share, mult_lut = 0.0, _constant_mult_lut(wb, l.data_bits or ab)
-            else:  # constant weights: narrow products become LUT shift-adds; the layer's true input width decides
-                db = l.data_bits or ab
-                share, mult_lut = _constant_dsp_share(wb, db), _constant_mult_lut(wb, db)
-            dsp = m * share
-            acc = wb + ab
-            # the adder tree (one accumulator-wide adder per product) plus the products left in fabric
-            lut += m * acc * 1.0 + m * (1 - share) * mult_lut
-            if rf > 1:
-                if strat != "resource":
-                    # Latency strategy: the Accum loops stay fully unrolled, so the whole adder tree is kept
-                    # however few multipliers the allocation leaves; both operands of each allocated
-                    # multiplier are multiplexed from RF sources (an RF:1 mux ≈ (RF − 1)/3 LUT6 a bit)
-                    lut += m * (rf - 1) * acc * 1.0 + m * (wb + ab) * (rf - 1) / 3.0
-                else:
-                    # Resource strategy: the data operand is multiplexed, the weights read from a
-                    # reshaped array (a LUT ROM of depth RF, 64 deep per LUT6)
-                    lut += m * ab * (rf - 1) / 3.0 + m * wb * math.ceil(rf / 64)
-            ff_mult = m * acc * (0.6 if (stream or strat == "resource" or rf > 1) else 0.1)
-            ff += ff_mult
-            pipe_ff += ff_mult if not stream else 0.0
-            # arrays the templates partition completely, so registers whatever the reuse factor:
-            # dense_resource's ``accum_t acc[n_out]`` (and dense_latency's at RF > 1), the stream dense's
-            # ``data[n_in]`` collected word by word, the stream conv's ``static kernel_data[k·k·n_chan]``
-            # (nnet_dense_resource.h, nnet_dense_stream.h, nnet_conv_stream.h). Added together; held-out FF
-            # median 54 → 42 % by record, 59 → 44 % each source weighted equally, in-80 % 76 → 80 %
-            if rf > 1:
-                ff += l.out_shape[-1] * acc
-            if stream and l.kind == "dense":
-                ff += int(math.prod(l.in_shape)) * ab
-            if stream and l.kind in ("conv1d", "conv2d"):
-                ff += n_in * ab
-        if stream:
-            out_words = 1 if l.kind == "dense" else int(math.prod(l.out_shape[:-1])) if len(l.out_shape) > 1 else 1
-            out_width = (l.out_shape[-1]) * ob
-            if family != "vitis":
-                # Vivado HLS: an nnet::array stream is one FIFO per channel (layerN_out_V_data_K_V in
-                # its reports), each mapped on its own
-                bram += l.out_shape[-1] * _fifo_bram(out_words, ob)
-            else:  # Vitis HLS packs the whole word into one FIFO
-                bram += _fifo_bram(out_words, out_width)
-            lut += 300 + 1.0 * out_width
-            # the FIFOs' own registers (pointers and output register: ~46 FF for each per-channel FIFO in
-            # Vivado HLS reports, ~99 for Vitis HLS's one packed FIFO, whatever its width) and the process's control
-            n_fifo = l.out_shape[-1] if family != "vitis" else 1
-            per_fifo = 46.0 if family != "vitis" else 99.0
-            if family != "vitis" and out_words <= 1:
-                # a one-word stream (a dense layer's output): Vivado HLS's per-channel FIFOs of depth 1 keep
-                # little more than a full flag — hls4ml's CI reports 326 FF in all for a Dense(64) + ReLU with
-                # two such 64-channel streams (Vivado HLS 2020.1; 46 each would be 5,900)
-                per_fifo = 2.0
-            ff += per_fifo * n_fifo + 200.0
-        else:
-            lut += 20
-            # combinational layers have no registers; pipelined ones register their outputs each stage. A
-            # convolution's pixel loop runs one pixel after another (depth ≈ pixels × cycles a pixel): its output
-            # array is not registered once per cycle of that loop (which gave 3·10^8 FF for a 48×48 CNN): at most
-            # 64 stages (cap chosen among 2, 8 and 64 on the cross-validation: FF median 64 %, 53 %, 46 %; 47 %
-            # without a cap, whose p90 was worse and whose figures for large designs were absurd)
-            stages = max(depth, 0.0) if l.kind == "dense" or len(l.out_shape) < 2 else min(max(depth, 0.0), 64.0)
-            ff += int(math.prod(l.out_shape)) * ob * stages * 0.5
-        f_ = LayerFigures(l.name, l.kind, rf, int(words), float(per_word), float(depth), float(ii), int(m),
-                          dsp, lut, ff, bram, delay_ns=delay)
-        if busy_max is not None:
-            f_.cpw_min, f_.cpw_max = busy_min / max(in_px, 1), busy_max / max(in_px, 1)
-        figs.append(f_)
+    d = _Design(stream, family, bits, levels, (strategy or "Latency").lower())
+    figs, pipe_ff = _figures(layers, d, reuse)
     if not stream and layers:
         # hls4ml's io_parallel top level registers its whole input vector
         figs[0].ff += int(math.prod(layers[0].in_shape)) * bits
+    lat_min = lat_max = ii_max = None
     if stream:
         if scale != 1.0:
             for f in figs:
                 f.cycles_per_word *= scale
                 f.depth *= scale
-        lat_min = lat_max = ii_max = None
-        if any(f.cpw_max is not None for f in figs):
-            saved = [(f.cycles_per_word, f.ii) for f in figs]
-            for bound in ("cpw_min", "cpw_max"):
-                for f in figs:
-                    v = getattr(f, bound)
-                    if v is not None:
-                        f.cycles_per_word, f.ii = v * scale, v * max(f.words_in, 1)
-                lat_b, ii_b, _ = _schedule(figs, arrival, family == "vitis")
-                if bound == "cpw_min":
-                    lat_min = lat_b
-                else:
-                    lat_max, ii_max = lat_b, ii_b
-            for f, (c, i) in zip(figs, saved):
-                f.cycles_per_word, f.ii = c, i
+        lat_min, lat_max, ii_max = _stream_bounds(figs, arrival, family == "vitis", scale)
         latency, ii_total, bottleneck = _schedule(figs, arrival, family == "vitis")
     else:
         latency = _parallel_latency(figs, 1000.0 / clock_mhz)
