@@ -376,6 +376,56 @@ def estimate_hls_v0(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget |
                        lut=lut, ff=ff, dsp=dsp, bram_36k=bram, layers=ests, budget=budget)
 
 
+def _reuse_of(layers: list[HlsLayer], cfg: HlsConfig) -> dict[str, int]:
+    """Layer name → the reuse factor hls4ml will use (the closest valid one to what is asked)."""
+    reuse: dict[str, int] = {}
+    for layer in layers:
+        if layer.kind in ("dense", "conv1d", "conv2d"):
+            want = layer.reuse_factor or cfg.layer_reuse.get(layer.name, cfg.reuse_factor)
+            reuse[layer.name] = closest_reuse_factor(layer.n_in, layer.n_out, want)
+    return reuse
+
+
+@dataclass
+class _Latency:
+    """The calibrated latency, its interval and C synthesis's data-dependent range (io_stream Resource convs)."""
+
+    value: float
+    interval: tuple[float, float]
+    range_cycles: list[int] = field(default_factory=list)
+    expected: int | None = None
+    expected_interval: list[float] | None = None
+
+
+def _latency_fed(at: Any, lat: _Latency, structural_latency: float) -> _Latency:
+    """io_stream fed at the input's arrival times: the calibrated pace (cycles per word) through the same
+    schedule. ``at(scale)`` is the structural design with every process's pace scaled."""
+    def reported(st: Any) -> float:  # what C synthesis would state: its max
+        return st.latency_max if st.latency_max is not None else st.latency
+
+    r = (1.0 + lat.value) / (1.0 + structural_latency)
+    lo_r, hi_r = (1.0 + lat.interval[0]) / (1.0 + lat.value), (1.0 + lat.interval[1]) / (1.0 + lat.value)
+    s_arr, s_lo, s_hi = at(r), at(r * lo_r), at(r * hi_r)
+    out = _Latency(float(round(reported(s_arr))), (float(math.floor(reported(s_lo))), float(math.ceil(reported(s_hi)))))
+    if s_arr.latency_min is not None:
+        out.range_cycles, out.expected = [int(round(s_arr.latency_min)), int(out.value)], int(round(s_arr.latency))
+        # the run of this image: from the low end of the expected count to C synthesis's upper bound
+        out.expected_interval = [float(math.floor(s_lo.latency)), out.interval[1]]
+    return out
+
+
+def _latency_bounds(s: Any, lat: _Latency) -> _Latency:
+    """The calibration's correction applied to both of C synthesis's bounds (no input arrival given)."""
+    if s.latency_max is None or s.latency_min is None:
+        return lat
+    k = (1.0 + lat.value) / (1.0 + s.latency_max)
+    lat.range_cycles = [int(round((1.0 + s.latency_min) * k - 1.0)), int(lat.value)]
+    lat.expected = int(round((1.0 + s.latency) * k - 1.0))
+    lat.expected_interval = [float(math.floor((1.0 + lat.expected) * (1.0 + lat.interval[0]) / (1.0 + lat.value)
+                                              - 1.0)), lat.interval[1]]
+    return lat
+
+
 def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | None = None, *,
                  model: str = "", clock_mhz: float | None = None,
                  input_arrival: tuple[float, float] | None = None) -> HlsEstimate:
@@ -395,71 +445,41 @@ def estimate_hls(layers: list[HlsLayer], cfg: HlsConfig, target: FpgaTarget | No
     clk = clock_mhz or cfg.clock_mhz or (target.clock_mhz if target else None)
     if clk is None:
         raise ConfigError("no clock given", where="fpga-hls", fix="pass a target or clock_mhz")
-    reuse: dict[str, int] = {}
-    for layer in layers:
-        if layer.kind in ("dense", "conv1d", "conv2d"):
-            want = layer.reuse_factor or cfg.layer_reuse.get(layer.name, cfg.reuse_factor)
-            reuse[layer.name] = closest_reuse_factor(layer.n_in, layer.n_out, want)
-    bits = max(cfg.weight_bits, cfg.act_bits)
-    family = "vivado" if cfg.backend.lower().startswith("vivado") else "vitis"
-    speed = hls_model.speed_factor(target.part, target.speed_grade) if target else 1.0
-    s = hls_model.structural(layers, io_type=cfg.io_type, strategy=cfg.strategy, reuse=reuse, bits=bits,
-                             clock_mhz=clk, family=family, speed=speed)
+    kw = dict(io_type=cfg.io_type, strategy=cfg.strategy, reuse=_reuse_of(layers, cfg),
+              bits=max(cfg.weight_bits, cfg.act_bits), clock_mhz=clk,
+              family="vivado" if cfg.backend.lower().startswith("vivado") else "vitis",
+              speed=hls_model.speed_factor(target.part, target.speed_grade) if target else 1.0)
+    s = hls_model.structural(layers, **kw)
     fit = cal.calibration()
-    design = cal.Design(family, cfg.io_type, cfg.strategy, cal.regime_of(layers, cfg.io_type) != "dense")
+    regime = cal.regime_of(layers, cfg.io_type)
+    design = cal.Design(kw["family"], cfg.io_type, cfg.strategy, regime != "dense")
     feats = hls_model.features(s)
     figs = {m: fit.predict(m, feats[m], design) for m in cal.METRICS}
-    regime = cal.regime_of(layers, cfg.io_type)
     ivs = {m: fit.interval(m, figs[m], regime=regime) for m in cal.METRICS}
-    lat, lat_iv = figs["latency"], ivs["latency"]
-    lat_range: list[int] = []
-    lat_expected = None
-    expected_iv: list[float] | None = None
+    lat = _Latency(figs["latency"], ivs["latency"])
     if cfg.io_type == "io_stream" and input_arrival is not None:
-        # the calibrated pace (cycles per word) through the same schedule, fed at the arrival times
-        def at(scale: float) -> hls_model.Structural:
-            return hls_model.structural(layers, io_type=cfg.io_type, strategy=cfg.strategy, reuse=reuse, bits=bits,
-                                        clock_mhz=clk, arrival=input_arrival, scale=scale, family=family,
-                                        speed=speed)
-
-        def reported(st: hls_model.Structural) -> float:  # what C synthesis would state: its max
-            return st.latency_max if st.latency_max is not None else st.latency
-
-        r = (1.0 + lat) / (1.0 + feats["latency"])
-        lo_r, hi_r = (1.0 + lat_iv[0]) / (1.0 + lat), (1.0 + lat_iv[1]) / (1.0 + lat)
-        s_arr, s_lo, s_hi = at(r), at(r * lo_r), at(r * hi_r)
-        lat = float(round(reported(s_arr)))
-        lat_iv = (float(math.floor(reported(s_lo))), float(math.ceil(reported(s_hi))))
-        if s_arr.latency_min is not None:
-            lat_range, lat_expected = [int(round(s_arr.latency_min)), int(lat)], int(round(s_arr.latency))
-            # the run of this image: from the low end of the expected count to C synthesis's upper bound
-            expected_iv = [float(math.floor(s_lo.latency)), lat_iv[1]]
-    elif s.latency_max is not None and s.latency_min is not None:
-        k = (1.0 + lat) / (1.0 + s.latency_max)  # the calibration's correction, applied to both bounds
-        lat_range = [int(round((1.0 + s.latency_min) * k - 1.0)), int(lat)]
-        lat_expected = int(round((1.0 + s.latency) * k - 1.0))
-        expected_iv = [float(math.floor((1.0 + lat_expected) * (1.0 + lat_iv[0]) / (1.0 + lat) - 1.0)), lat_iv[1]]
-    bram36 = int(math.ceil(figs["bram"] / 2))
+        lat = _latency_fed(lambda scale: hls_model.structural(layers, arrival=input_arrival, scale=scale, **kw),
+                           lat, feats["latency"])
+    else:
+        lat = _latency_bounds(s, lat)
     ests = [LayerEstimate(f.name, f.kind, f.reuse_factor, int(round(f.depth)), int(round(max(f.cycles_per_word, 1)))
                           if cfg.io_type == "io_stream" else int(round(f.ii)), f.multipliers, f.first_out, f.last_out)
             for f in s.layers]
-    budget = {}
-    if target is not None:
-        r_ = target.resources
-        budget = {"lut": r_.lut, "ff": r_.ff, "dsp": r_.dsp, "bram_36k": r_.bram_36k}
-    n_src = len({g for g in fit.groups})
+    r_ = target.resources if target is not None else None
+    budget = {"lut": r_.lut, "ff": r_.ff, "dsp": r_.dsp, "bram_36k": r_.bram_36k} if r_ is not None else {}
     return HlsEstimate(
         model=model, part=target.part if target else "", clock_mhz=clk, io_type=cfg.io_type, strategy=cfg.strategy,
-        latency_cycles=int(lat), ii_cycles=int(max(figs["ii"], 1)), lut=int(figs["lut"]), ff=int(figs["ff"]),
-        dsp=int(figs["dsp"]), bram_36k=bram36, layers=ests, budget=budget,
-        source=(f"estimated: hls4ml structural model calibrated on {fit.n_records} synthesis reports from {n_src} "
-                f"sources ({cfg.backend} HLS family); intervals = leave-one-source-out 80 % error"),
-        intervals={"latency_cycles": [lat_iv[0], lat_iv[1]], "ii_cycles": list(ivs["ii"]), "lut": list(ivs["lut"]),
-                   "ff": list(ivs["ff"]), "dsp": list(ivs["dsp"]),
+        latency_cycles=int(lat.value), ii_cycles=int(max(figs["ii"], 1)), lut=int(figs["lut"]), ff=int(figs["ff"]),
+        dsp=int(figs["dsp"]), bram_36k=int(math.ceil(figs["bram"] / 2)), layers=ests, budget=budget,
+        source=(f"estimated: hls4ml structural model calibrated on {fit.n_records} synthesis reports from "
+                f"{len(set(fit.groups))} sources ({cfg.backend} HLS family); intervals = leave-one-source-out 80 % "
+                "error"),
+        intervals={"latency_cycles": [lat.interval[0], lat.interval[1]], "ii_cycles": list(ivs["ii"]),
+                   "lut": list(ivs["lut"]), "ff": list(ivs["ff"]), "dsp": list(ivs["dsp"]),
                    "bram_36k": [math.floor(ivs["bram"][0] / 2), math.ceil(ivs["bram"][1] / 2)],
-                   **({"latency_expected_cycles": expected_iv} if expected_iv else {})},
+                   **({"latency_expected_cycles": lat.expected_interval} if lat.expected_interval else {})},
         coverage=cal.COVERAGE, structural={k: float(v) for k, v in feats.items()}, bottleneck=s.bottleneck,
-        latency_range_cycles=lat_range, latency_expected_cycles=lat_expected)
+        latency_range_cycles=lat.range_cycles, latency_expected_cycles=lat.expected)
 
 
 def _stream_schedule(layers: list[HlsLayer], ests: list[LayerEstimate],
