@@ -101,6 +101,105 @@ def _structs(text: str, env: dict[str, Any], typedefs: dict[str, str]) -> list[t
     return out
 
 
+def _common(name: str, base: str, v: dict[str, Any], mult: dict[str, Any], lname: str) -> dict[str, Any]:
+    """What every weighted layer's config says: reuse, strategy, widths, zeros, implementation."""
+    strategy = str(v.get("strategy", mult.get("strategy", ""))).lower() or None
+    rf = v.get("reuse_factor")
+    common = dict(reuse_factor=int(rf) if isinstance(rf, (int, float)) else None, strategy=strategy,
+                  weight_bits=v.get("weight_t_bits") or mult.get("weight_t_bits"),
+                  accum_bits=v.get("accum_t_bits") or mult.get("accum_t_bits"),
+                  n_zeros=int(v.get("n_zeros", 0)) if isinstance(v.get("n_zeros", 0), (int, float)) else 0,
+                  implementation=str(v.get("implementation", "")) or None)
+    parts = v.get("n_partitions")
+    if base in ("conv2d_config", "conv1d_config") and isinstance(parts, (int, float)):
+        out_px = int(v.get("out_height", 1)) * int(v.get("out_width", 1))
+        if 0 < parts < out_px:  # a ParallelizationFactor > 1 (the default writes n_partitions = out_px)
+            common["n_partitions"] = int(parts)
+    if base == "conv2d_config" and "depthwise" in lname.lower():
+        common["implementation"] = "depthwise"
+    return common
+
+
+def _conv2d(L: Any, lname: str, v: dict[str, Any], common: dict[str, Any]) -> Any:
+    pads = tuple(int(v.get(k, 0)) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right"))
+    # hls4ml's own padding: the conv's in_height already includes it when a ZeroPadding layer precedes
+    inh, inw = int(v["in_height"]), int(v["in_width"])
+    return L(lname, "conv2d", (inh, inw, int(v["n_chan"])), (int(v["out_height"]), int(v["out_width"]), int(v["n_filt"])),
+             kernel=int(v["filt_height"]), stride=int(v.get("stride_height", 1)), padding=max(pads),
+             kernel_w=int(v.get("filt_width", v["filt_height"])),
+             stride_w=int(v.get("stride_width", v.get("stride_height", 1))), **common)
+
+
+def _conv1d(L: Any, lname: str, v: dict[str, Any], common: dict[str, Any]) -> Any:
+    return L(lname, "conv1d", (int(v["in_width"]), int(v["n_chan"])), (int(v["out_width"]), int(v["n_filt"])),
+             kernel=int(v["filt_width"]), stride=int(v.get("stride_width", 1)),
+             padding=max(int(v.get("pad_left", 0)), int(v.get("pad_right", 0))), **common)
+
+
+def _pool2d(L: Any, lname: str, v: dict[str, Any]) -> Any:
+    h, w, c = int(v["in_height"]), int(v["in_width"]), int(v.get("n_filt", v.get("n_chan", 1)))
+    oh, ow = int(v.get("out_height", h // int(v["pool_height"]))), int(v.get("out_width", w // int(v["pool_width"])))
+    return L(lname, "pool", (h, w, c), (oh, ow, c), kernel=int(v["pool_height"]),
+             stride=int(v.get("stride_height", v["pool_height"])), pool_op=str(v.get("pool_op", "")) or None)
+
+
+def _pool1d(L: Any, lname: str, v: dict[str, Any]) -> Any:
+    n, c = int(v.get("n_in", v.get("in_width", 1))), int(v.get("n_filt", v.get("n_chan", 1)))
+    return L(lname, "pool", (n, c), (int(v.get("n_out", v.get("out_width", 1))), c),
+             kernel=int(v.get("pool_width", 1)), stride=int(v.get("stride_width", 1)),
+             pool_op=str(v.get("pool_op", "")) or None)
+
+
+def _activation(L: Any, lname: str, name: str, v: dict[str, Any]) -> Any:
+    n = int(v["n_in"]) if isinstance(v.get("n_in"), (int, float)) else 1
+    act = re.sub(r"_?config\d*$", "", name) or "act"
+    rf = v.get("reuse_factor")
+    return L(lname, "softmax" if act.startswith("softmax") else "act", (n,), (n,), activation=act,
+             reuse_factor=int(rf) if isinstance(rf, (int, float)) else None)
+
+
+def _padding(L: Any, lname: str, base: str, v: dict[str, Any]) -> Any:
+    if base == "padding2d_config":
+        s = (int(v["in_height"]), int(v["in_width"]), int(v["n_chan"]))
+        o = (int(v["out_height"]), int(v["out_width"]), int(v["n_chan"]))
+    else:
+        s, o = (int(v["in_width"]), int(v["n_chan"])), (int(v["out_width"]), int(v["n_chan"]))
+    return L(lname, "pad", s, o)
+
+
+def _other(L: Any, lname: str, base: str, v: dict[str, Any]) -> Any:
+    if base == "resize_config" and "in_height" in v:
+        return L(lname, "other", (int(v["in_height"]), int(v["in_width"]), int(v["n_chan"])),
+                 (int(v["out_height"]), int(v["out_width"]), int(v["n_chan"])), activation=base)
+    n = next((int(v[k]) for k in ("n_in", "n_elem", "n_inp1") if isinstance(v.get(k), (int, float))), 1)
+    return L(lname, "other", (n,), (n,), activation=base)
+
+
+def _layer_of(L: Any, name: str, base: str, v: dict[str, Any], configs: dict[str, dict[str, Any]],
+              comment: str) -> Any | None:
+    """The HlsLayer one config struct describes, or None (a multiplier config, a depthwise half)."""
+    if name.endswith("_mult") or base in ("product_config",):
+        return None
+    mult = configs.get(f"{name}_mult", {})
+    lname = comment or mult.get("_comment") or name
+    if base in ("conv2d_config", "conv1d_config", "dense_config"):
+        common = _common(name, base, v, mult, lname)
+        if base == "conv2d_config":
+            return _conv2d(L, lname, v, common)
+        if base == "conv1d_config":
+            return _conv1d(L, lname, v, common)
+        return L(lname, "dense", (int(v["n_in"]),), (int(v["n_out"]),), **common)
+    if base in ("depthwise_conv2d_config",):
+        return None
+    if base in ("pooling2d_config", "pooling1d_config"):
+        return _pool2d(L, lname, v) if base == "pooling2d_config" else _pool1d(L, lname, v)
+    if base == "activ_config":
+        return _activation(L, lname, name, v)
+    if base in ("padding2d_config", "padding1d_config"):
+        return _padding(L, lname, base, v)
+    return _other(L, lname, base, v)
+
+
 def parse_parameters(params: str, defines: str = "", cpp: str = "") -> tuple[list[Any], dict[str, dict[str, Any]]]:
     """Layers (HlsLayer) from the text of ``parameters.h`` (and ``defines.h``; with the top function's
     ``myproject.cpp``, each layer's input and output widths)."""
@@ -117,75 +216,12 @@ def parse_parameters(params: str, defines: str = "", cpp: str = "") -> tuple[lis
     widths = call_widths(cpp, defines) if cpp else {}
     layers = []
     for comment, name, base, v in structs:  # hls4ml writes them in graph order
-        n_before = len(layers)
-        if name.endswith("_mult") or base in ("product_config",):
+        layer = _layer_of(HlsLayer, name, base, v, configs, comment)
+        if layer is None:
             continue
-        mult = configs.get(f"{name}_mult", {})
-        lname = comment or mult.get("_comment") or name
-        strategy = str(v.get("strategy", mult.get("strategy", ""))).lower() or None
-        rf = v.get("reuse_factor")
-        rf = int(rf) if isinstance(rf, (int, float)) else None
-        wbits = v.get("weight_t_bits") or mult.get("weight_t_bits")
-        common = dict(reuse_factor=rf, strategy=strategy, weight_bits=wbits,
-                      accum_bits=v.get("accum_t_bits") or mult.get("accum_t_bits"),
-                      n_zeros=int(v.get("n_zeros", 0)) if isinstance(v.get("n_zeros", 0), (int, float)) else 0,
-                      implementation=str(v.get("implementation", "")) or None)
-        parts = v.get("n_partitions")
-        if base in ("conv2d_config", "conv1d_config") and isinstance(parts, (int, float)):
-            out_px = int(v.get("out_height", 1)) * int(v.get("out_width", 1))
-            if 0 < parts < out_px:  # a ParallelizationFactor > 1 (the default writes n_partitions = out_px)
-                common["n_partitions"] = int(parts)
-        if base == "conv2d_config" and "depthwise" in lname.lower():
-            common["implementation"] = "depthwise"
-        if base == "conv2d_config":
-            pads = tuple(int(v.get(k, 0)) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right"))
-            # hls4ml's own padding: the conv's in_height already includes it when a ZeroPadding layer precedes
-            inh, inw = int(v["in_height"]), int(v["in_width"])
-            layers.append(HlsLayer(lname, "conv2d", (inh, inw, int(v["n_chan"])),
-                                   (int(v["out_height"]), int(v["out_width"]), int(v["n_filt"])),
-                                   kernel=int(v["filt_height"]), stride=int(v.get("stride_height", 1)),
-                                   padding=max(pads), kernel_w=int(v.get("filt_width", v["filt_height"])),
-                                   stride_w=int(v.get("stride_width", v.get("stride_height", 1))), **common))
-        elif base == "conv1d_config":
-            layers.append(HlsLayer(lname, "conv1d", (int(v["in_width"]), int(v["n_chan"])),
-                                   (int(v["out_width"]), int(v["n_filt"])), kernel=int(v["filt_width"]),
-                                   stride=int(v.get("stride_width", 1)),
-                                   padding=max(int(v.get("pad_left", 0)), int(v.get("pad_right", 0))), **common))
-        elif base in ("depthwise_conv2d_config",) or (base == "conv2d_config" and "depthwise" in lname):
-            continue
-        elif base == "dense_config":
-            layers.append(HlsLayer(lname, "dense", (int(v["n_in"]),), (int(v["n_out"]),), **common))
-        elif base in ("pooling2d_config",):
-            h, w, c = int(v["in_height"]), int(v["in_width"]), int(v.get("n_filt", v.get("n_chan", 1)))
-            oh, ow = int(v.get("out_height", h // int(v["pool_height"]))), int(v.get("out_width", w // int(v["pool_width"])))
-            layers.append(HlsLayer(lname, "pool", (h, w, c), (oh, ow, c), kernel=int(v["pool_height"]),
-                                   stride=int(v.get("stride_height", v["pool_height"])),
-                                   pool_op=str(v.get("pool_op", "")) or None))
-        elif base in ("pooling1d_config",):
-            n, c = int(v.get("n_in", v.get("in_width", 1))), int(v.get("n_filt", v.get("n_chan", 1)))
-            layers.append(HlsLayer(lname, "pool", (n, c), (int(v.get("n_out", v.get("out_width", 1))), c),
-                                   kernel=int(v.get("pool_width", 1)), stride=int(v.get("stride_width", 1)),
-                                   pool_op=str(v.get("pool_op", "")) or None))
-        elif base == "activ_config":
-            n = int(v["n_in"]) if isinstance(v.get("n_in"), (int, float)) else 1
-            act = re.sub(r"_?config\d*$", "", name) or "act"
-            kind = "softmax" if act.startswith("softmax") else "act"
-            layers.append(HlsLayer(lname, kind, (n,), (n,), activation=act, reuse_factor=rf))
-        elif base in ("padding2d_config", "padding1d_config"):
-            if base == "padding2d_config":
-                s = (int(v["in_height"]), int(v["in_width"]), int(v["n_chan"]))
-                o = (int(v["out_height"]), int(v["out_width"]), int(v["n_chan"]))
-            else:
-                s, o = (int(v["in_width"]), int(v["n_chan"])), (int(v["out_width"]), int(v["n_chan"]))
-            layers.append(HlsLayer(lname, "pad", s, o))
-        elif base == "resize_config" and "in_height" in v:
-            layers.append(HlsLayer(lname, "other", (int(v["in_height"]), int(v["in_width"]), int(v["n_chan"])),
-                                   (int(v["out_height"]), int(v["out_width"]), int(v["n_chan"])), activation=base))
-        else:
-            n = next((int(v[k]) for k in ("n_in", "n_elem", "n_inp1") if isinstance(v.get(k), (int, float))), 1)
-            layers.append(HlsLayer(lname, "other", (n,), (n,), activation=base))
-        if len(layers) > n_before and name in widths:
-            layers[-1].data_bits, layers[-1].result_bits = widths[name]
+        if name in widths:
+            layer.data_bits, layer.result_bits = widths[name]
+        layers.append(layer)
     _link_shapes(layers)
     return layers, configs
 
