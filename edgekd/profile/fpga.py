@@ -66,7 +66,6 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
     """Estimate the hls4ml design that ``cfg`` describes (bits = the chosen total width;
     ``layer_reuse``: the per-layer reuse factors the project was written with)."""
     from edgekd.profile import fpga_estimate as fe
-    from edgekd.profile.first_pixel import stream_first_pixel
 
     target = load_fpga(cfg.target)
     layers = fe.layers_from_torch(model, input_shape)
@@ -81,20 +80,7 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
             layers = _project_layers(read_project(project).layers, layers)
         except Exception:  # noqa: BLE001 - an unreadable project falls back to the model's layers
             pass
-    first_pixel = None
-    fp_iv: list[float] | None = None
-    if cfg.io_type == "io_stream" and target.pixel_bus is not None:
-        fp, est = stream_first_pixel(layers, hcfg, target, model=name)
-        first_pixel = fp.first_pixel_to_decision_us
-        fp_iv = fp.details.get("first_pixel_to_decision_interval_us")
-    else:
-        est = fe.estimate_hls(layers, hcfg, target, model=name)
-        if target.pixel_bus is not None:  # io_parallel waits for the last pixel, then computes
-            from edgekd.profile.first_pixel import parallel_first_pixel_estimate
-
-            fp = parallel_first_pixel_estimate(int(math.prod(input_shape)), est, target, model=name)
-            first_pixel = fp.first_pixel_to_decision_us
-            fp_iv = fp.details["first_pixel_to_decision_interval_us"]
+    est, first_pixel, fp_iv = _estimate_and_first_pixel(layers, hcfg, target, name, input_shape)
     intervals = {k: list(v) for k, v in est.intervals.items()}
     if "latency_cycles" in intervals:
         intervals["latency_us"] = [c / est.clock_mhz for c in intervals["latency_cycles"]]
@@ -132,6 +118,24 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
         details=details, intervals=intervals, coverage=est.coverage if intervals else None,
     )
     return fig, lat
+
+
+def _estimate_and_first_pixel(layers: list[Any], hcfg: Any, target: Any, name: str,
+                              input_shape: tuple[int, int, int]) -> tuple[Any, float | None, list[float] | None]:
+    """The calibrated estimate, and the first pixel to decision over the target's pixel bus (µs) with its
+    interval where the target has one."""
+    from edgekd.profile import fpga_estimate as fe
+    from edgekd.profile.first_pixel import parallel_first_pixel_estimate, stream_first_pixel
+
+    if hcfg.io_type == "io_stream" and target.pixel_bus is not None:
+        fp, est = stream_first_pixel(layers, hcfg, target, model=name)
+        return est, fp.first_pixel_to_decision_us, fp.details.get("first_pixel_to_decision_interval_us")
+    est = fe.estimate_hls(layers, hcfg, target, model=name)
+    if target.pixel_bus is None:
+        return est, None, None
+    # io_parallel waits for the last pixel, then computes
+    fp = parallel_first_pixel_estimate(int(math.prod(input_shape)), est, target, model=name)
+    return est, fp.first_pixel_to_decision_us, fp.details["first_pixel_to_decision_interval_us"]
 
 
 def _reuse_hint(layers: list[Any], hcfg: Any, target: Any, est: Any, cfg: HlsExportConfig,
