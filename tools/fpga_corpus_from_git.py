@@ -51,6 +51,8 @@ def record(gd: str, repo: str, commit: str, rpt_path: str) -> dict | None:
     if not params:
         return None
     defines = git(gd, "show", f"{commit}:{prj}firmware/defines.h")
+    top = m.group(2) if m else "myproject"
+    cpp = git(gd, "show", f"{commit}:{prj}firmware/{top}.cpp")  # the calls give each layer's data/result widths
     text = git(gd, "show", f"{commit}:{rpt_path}")
     with tempfile.NamedTemporaryFile("w", suffix=Path(rpt_path).suffix, delete=False) as fh:
         fh.write(text)
@@ -61,7 +63,11 @@ def record(gd: str, repo: str, commit: str, rpt_path: str) -> dict | None:
         return None
     finally:
         Path(fh.name).unlink()
-    layers, _ = parse_parameters(params, defines)
+    try:
+        layers, _ = parse_parameters(params, defines, cpp)
+    except (ValueError, KeyError, TypeError) as exc:  # a layout parameters.h reader does not know: skip, invent nothing
+        print(f"skip {commit[:8]}:{rpt_path}: parameters.h not read ({exc})", file=sys.stderr)
+        return None
     if not layers:
         return None
     import yaml
@@ -87,7 +93,7 @@ def record(gd: str, repo: str, commit: str, rpt_path: str) -> dict | None:
     if io is None:
         io = "io_stream" if "io_stream" in params else "io_parallel"
     tool, ver = tool_of(text)
-    date = git(gd, "show", "-s", "--format=%cs", commit).strip()
+    date = git(gd, "log", "-1", "--format=%cs", commit).strip()  # (git show -s fails where a snapshot lacks a big blob)
     return {
         "id": f"{repo.replace('/', '_')}-{prj.strip('/').replace('/', '_') or 'root'}-{commit[:8]}",
         "source": f"{repo}@{commit}:{rpt_path}",
@@ -99,7 +105,8 @@ def record(gd: str, repo: str, commit: str, rpt_path: str) -> dict | None:
         "reported": {"latency_min": rep.latency_min, "latency_max": rep.latency_max, "ii_min": rep.interval_min,
                      "ii_max": rep.interval_max, "lut": rep.lut, "ff": rep.ff, "dsp": rep.dsp,
                      "bram_18k": rep.bram_18k, "uram": rep.uram},
-        "notes": f"project files and report at the same commit ({date}); layers read from {prj}firmware/parameters.h",
+        "notes": f"project files and report at the same commit ({date}); layers read from {prj}firmware/parameters.h"
+                 + (f" (widths from defines.h and the calls in {prj}firmware/{top}.cpp)" if cpp else ""),
     }
 
 
