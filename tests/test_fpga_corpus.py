@@ -114,6 +114,24 @@ def test_layer_widths_are_read_from_the_top_function_hls4ml_writes(tmp_path):
     assert dense[0].data_bits == 12 and dense[0].result_bits == 9
     relu = next(l for l in layers if l.kind == "act")
     assert relu.data_bits == 9
+    # the weights the project holds (firmware/weights/w*.h), quantized to ap_fixed<12,4>, counted by CSD digits
+    import math
+
+    w = model[0].weight.detach().numpy().ravel()
+    nonzero = sum(1 for v in w if math.floor(float(v) * 256) != 0)
+    assert dense[0].weight_csd is not None and len(dense[0].weight_csd) == 4
+    assert abs(sum(dense[0].weight_csd) - nonzero) <= 1
+
+
+def test_csd_digits_and_weight_counts():
+    from edgekd.profile.hls_project import csd_digits, weight_csd
+
+    assert [csd_digits(q) for q in (0, 1, 2, 3, 7, 11, 15, 21, -21, 0b101010101)] == [0, 1, 1, 2, 2, 3, 2, 3, 3, 5]
+    # 0.0033 → 3/1024 (2 digits), −0.0356 → −37/1024 (3), 0.2367 → 242/1024 (3), 0.5 → 512/1024 (1), 0 → none
+    assert weight_csd([0.0033474818, -0.0356266648, 0.2367412895, 0.5, 0.0], "ap_fixed<16,6>") == (1, 1, 2, 0)
+    assert weight_csd([0.33], "ap_fixed<4,1>") == (1, 0, 0, 0)  # 2.64/8 truncated to 2/8
+    assert weight_csd([0.33], "ap_fixed<4,1,AP_RND_CONV>") == (0, 1, 0, 0)  # rounded to 3/8
+    assert weight_csd([0.3], "float") is None
 
 
 def test_corpus_layers_carry_their_widths():

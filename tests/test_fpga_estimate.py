@@ -389,3 +389,21 @@ def test_distributed_arithmetic_layers_use_no_dsps():
     lat = hls_model.structural([replace(dense, weight_bits=16, data_bits=16)], **kw)
     da = hls_model.structural([replace(dense, weight_bits=16, data_bits=16, strategy="distributed_arithmetic")], **kw)
     assert lat.dsp == 640 and da.dsp == 0 and da.lut > lat.lut
+
+
+def test_known_weights_decide_which_constant_products_take_dsps():
+    from dataclasses import replace
+
+    from edgekd.profile import hls_model
+
+    (dense,) = layers_from_spec([{"kind": "dense", "n_in": 10, "n_out": 4}])
+    kw = dict(io_type="io_parallel", strategy="Latency", reuse={"l0": 1}, bits=16, clock_mhz=200, family="vitis")
+
+    def dsp(csd, data_bits=16):
+        layer = replace(dense, weight_bits=16, data_bits=data_bits, weight_csd=csd)
+        return hls_model.structural([layer], **kw).dsp
+
+    assert dsp(None) == 40  # 16-bit weights, no values known: every product
+    assert dsp((10, 20, 6, 4)) == 10  # ≥ 3 CSD digits take a DSP: 10 of the 40 nonzero weights
+    assert dsp((40, 0, 0, 0)) == 0  # powers of two: shifts
+    assert dsp((0, 0, 20, 20), data_bits=10) == 0  # a narrow input keeps even dense constants in fabric

@@ -92,6 +92,8 @@ class CalibrationRecord:
             kw = {k: l[k] for k in ("kernel", "stride", "reuse_factor", "padding", "strategy", "weight_bits",
                                     "accum_bits", "n_zeros", "implementation", "pool_op", "activation",
                                     "stream_words", "n_partitions", "data_bits", "result_bits") if l.get(k) is not None}
+            if l.get("weight_csd") is not None:
+                kw["weight_csd"] = tuple(int(x) for x in l["weight_csd"])
             out.append(HlsLayer(l.get("name", l["kind"]), l["kind"], tuple(l["in_shape"]), tuple(l["out_shape"]), **kw))
         return out
 

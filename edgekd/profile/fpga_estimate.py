@@ -86,6 +86,9 @@ class HlsLayer:
     # defines.h and the types its top function passes; None: the design's default precision
     data_bits: int | None = None
     result_bits: int | None = None
+    # the layer's nonzero weights, quantized to their type, counted by the nonzero digits of their canonical signed
+    # digit form: [1, 2, 3, ≥ 4] (hls_project.weight_csd); None: the weights are not known
+    weight_csd: tuple[int, int, int, int] | None = None
 
     @property
     def n_in(self) -> int:

@@ -365,33 +365,54 @@ def _simple(l: Any, d: _Design, w: _Work) -> None:
     w.lut += w.chans * w.ab * 0.5
 
 
-def _binding(l: Any, w: _Work) -> tuple[float, float]:
-    """(share of the products in DSPs, LUTs of one product left in fabric)."""
+def _digit_dsp_share(csd: tuple[int, int, int, int], db: int) -> float | None:
+    """Share of a layer's constant products bound to DSPs, from its quantized weights' canonical-signed-digit
+    counts [1, 2, 3, ≥ 4] (``HlsLayer.weight_csd``): a constant of 1–2 nonzero digits is one shift-add, one of
+    3 or more takes a DSP — if the input is wide enough (≥ 11 bits) to make shift-adds dear. Read off the
+    corpus's committed weights (tools/fpga_corpus_weight_csd.py): the 16-bit jet taggers of tanvirana
+    (3,650 nonzero weights × 41 % with ≥ 3 digits = 1,497 vs 1,500 DSPs reported), Hector-Plata (1,492 vs 1,450),
+    nrp-nautilus (2,592 vs 2,557), astitwlathe (3,438 vs 3,317), their pruned twins (925 vs 922, 807 vs 803),
+    seanlipps (465 vs 467), Thifjj (107 vs 110), ML_FPGAonPixel's 8–10-bit MLPs on 12–16-bit inputs (350 vs
+    335, 826 vs 820, 4,296 vs 4,207) — and the same 10-bit weights on a 10-bit input: 31 DSPs, as 6-bit
+    weights on 8-bit inputs (Hector-Plata, tanvirana: 23–28). None: no weights known."""
+    nz = sum(csd)
+    if not nz:
+        return None
+    return (csd[2] + csd[3]) / nz if db >= 11 else 0.0
+
+
+def _binding(l: Any, w: _Work) -> tuple[float, float, float]:
+    """(share of the products in DSPs, the share the LUT costs assume, LUTs of one product left in fabric)."""
     if w.strat == "resource" or w.rf > 1:
         # weights read from memory, or products shared under the Latency strategy's multiplier allocation:
         # real multipliers, bound to DSPs even when narrow (tsopeter's 6-bit and Spehic's 4-bit Resource
         # CNNs, PokerML's 6-bit RF 108–784 layers and Latency RF 128/256 CNNs report about one DSP a
         # multiplier)
-        return 1.0, 0.0
+        return 1.0, 1.0, 0.0
     db = l.data_bits or w.ab
     if w.strat.startswith("distributed"):
         # distributed arithmetic (hls4ml ≥ 1.2 with da4ml, RF 1 only): the layer becomes one shift-add
         # graph, no multiplier at all. No such report is in the corpus, so this regime's error is unmeasured;
         # the graph's common-subexpression sharing (up to ~30 % fewer LUTs, hls4ml's documentation) is not
         # counted, which keeps the figure on the high side
-        return 0.0, _constant_mult_lut(w.wb, db)
-    # constant weights: narrow products become LUT shift-adds; the layer's true input width decides
-    return _constant_dsp_share(w.wb, db), _constant_mult_lut(w.wb, db)
+        return 0.0, 0.0, _constant_mult_lut(w.wb, db)
+    # constant weights: narrow products become LUT shift-adds; the layer's true input width decides. Where the
+    # weights are known, their digits decide the DSPs; the LUT constants were set with the width-based split
+    # (re-costing the fabric products by their digits made held-out LUT worse, 27 → 30 % by record and 29 → 37 %
+    # each source weighted equally, with the present adder-tree width), so the LUT figure keeps that split
+    by_width = _constant_dsp_share(w.wb, db)
+    by_digits = _digit_dsp_share(l.weight_csd, db) if l.weight_csd else None
+    return (by_width if by_digits is None else by_digits), by_width, _constant_mult_lut(w.wb, db)
 
 
 def _multipliers(l: Any, d: _Design, w: _Work) -> None:
     """DSPs, the adder tree's LUTs and the registers of a layer's ``w.m`` products."""
     m, rf, wb, ab = w.m, w.rf, w.wb, w.ab
-    share, mult_lut = _binding(l, w)
+    share, lut_share, mult_lut = _binding(l, w)
     w.dsp = m * share
     acc = wb + ab
     # the adder tree (one accumulator-wide adder per product) plus the products left in fabric
-    w.lut += m * acc * 1.0 + m * (1 - share) * mult_lut
+    w.lut += m * acc * 1.0 + m * (1 - lut_share) * mult_lut
     if rf > 1:
         if w.strat != "resource":
             # Latency strategy: the Accum loops stay fully unrolled, so the whole adder tree is kept

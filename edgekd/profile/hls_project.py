@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from edgekd.errors import EdgekdError
 
@@ -72,6 +72,64 @@ def call_widths(cpp: str, defines: str) -> dict[str, tuple[int | None, int | Non
     ``nnet::array<ap_fixed<16,6>, 4*1>`` counts its element type)."""
     types = {m.group(2): m.group(1) for m in _ANY_TYPEDEF.finditer(defines)}
     return {m.group(3): (_bits(m.group(1), types), _bits(m.group(2), types)) for m in _CALL.finditer(cpp)}
+
+
+_WEIGHT_ARRAY = re.compile(r"\n\s*(\w+)\s+(w\d+)\s*\[\s*\d+\s*\]\s*=\s*\{([^}]*)\}")
+_CALL_ARGS = re.compile(r"nnet::\w+<[^;]*?,\s*(\w+)\s*>\s*\(([^;]*)\)\s*;")
+
+
+def csd_digits(q: int) -> int:
+    """Nonzero digits of ``q`` in canonical signed-digit form (a constant multiply's shift-adds + 1)."""
+    n, digits = abs(int(q)), 0
+    while n:
+        if n & 1:
+            n -= 2 - (n & 3)  # a run of ones becomes +2^k … −1
+            digits += 1
+        n >>= 1
+    return digits
+
+
+def weight_csd(values: list[float], type_text: str) -> tuple[int, int, int, int] | None:
+    """Nonzero weights counted by CSD digits [1, 2, 3, ≥ 4] once quantized to ``type_text`` (ap_fixed<W,I[,Q…]>:
+    truncation by default, rounding under AP_RND*), or None for a type that is not fixed point."""
+    m = re.search(r"ap_(u?)fixed<\s*(\d+)\s*,\s*(-?\d+)\s*(?:,\s*(\w+))?", type_text)
+    if not m:
+        return None
+    width, frac = int(m.group(2)), int(m.group(2)) - int(m.group(3))
+    lo, hi = (0, 2 ** width - 1) if m.group(1) else (-(2 ** (width - 1)), 2 ** (width - 1) - 1)
+    rounding = (m.group(4) or "").startswith("AP_RND")
+    counts = [0, 0, 0, 0]
+    for v in values:
+        x = v * 2.0 ** frac
+        q = min(hi, max(lo, math.floor(x + 0.5) if rounding else math.floor(x)))
+        if q:
+            counts[min(csd_digits(q), 4) - 1] += 1
+    return counts[0], counts[1], counts[2], counts[3]
+
+
+def weight_stats(cpp: str, defines: str, params: str, read: Callable[[str], str]) -> dict[str, tuple[int, ...]]:
+    """Config struct name → ``weight_csd`` of the weight array its call in the top function passes (``w2``…),
+    the array read by ``read(name)`` (the text of ``firmware/weights/<name>.h``; "" when absent)."""
+    typedefs = {t.group(2): t.group(1) for t in _ANY_TYPEDEF.finditer(defines + "\n" + params)}
+    out: dict[str, tuple[int, ...]] = {}
+    for call in _CALL_ARGS.finditer(cpp):
+        arrays = [a.strip() for a in call.group(2).split(",") if re.fullmatch(r"w\d+", a.strip())]
+        if not arrays:
+            continue
+        m = _WEIGHT_ARRAY.search(read(arrays[0]) or "")
+        if not m:
+            continue
+        t = m.group(1)
+        for _ in range(8):
+            t = typedefs.get(t, t)
+        try:
+            values = [float(v) for v in m.group(3).replace("\n", " ").split(",") if v.strip()]
+        except ValueError:
+            continue
+        stats = weight_csd(values, t)
+        if stats is not None:
+            out[call.group(1)] = stats
+    return out
 
 
 def _structs(text: str, env: dict[str, Any], typedefs: dict[str, str]) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -200,9 +258,11 @@ def _layer_of(L: Any, name: str, base: str, v: dict[str, Any], configs: dict[str
     return _other(L, lname, base, v)
 
 
-def parse_parameters(params: str, defines: str = "", cpp: str = "") -> tuple[list[Any], dict[str, dict[str, Any]]]:
+def parse_parameters(params: str, defines: str = "", cpp: str = "",
+                     weights: Callable[[str], str] | None = None) -> tuple[list[Any], dict[str, dict[str, Any]]]:
     """Layers (HlsLayer) from the text of ``parameters.h`` (and ``defines.h``; with the top function's
-    ``myproject.cpp``, each layer's input and output widths)."""
+    ``myproject.cpp``, each layer's input and output widths; with ``weights`` (array name → the text of
+    ``firmware/weights/<name>.h``), each weighted layer's ``weight_csd``)."""
     from edgekd.profile.fpga_estimate import HlsLayer
 
     env: dict[str, Any] = {}
@@ -214,6 +274,7 @@ def parse_parameters(params: str, defines: str = "", cpp: str = "") -> tuple[lis
     structs = _structs(params, env, typedefs)
     configs = {name: dict(vals, _base=base, _comment=comment) for comment, name, base, vals in structs}
     widths = call_widths(cpp, defines) if cpp else {}
+    digits = weight_stats(cpp, defines, params, weights) if cpp and weights else {}
     layers = []
     for comment, name, base, v in structs:  # hls4ml writes them in graph order
         layer = _layer_of(HlsLayer, name, base, v, configs, comment)
@@ -221,6 +282,8 @@ def parse_parameters(params: str, defines: str = "", cpp: str = "") -> tuple[lis
             continue
         if name in widths:
             layer.data_bits, layer.result_bits = widths[name]
+        if name in digits and layer.kind in ("dense", "conv1d", "conv2d"):
+            layer.weight_csd = tuple(digits[name])
         layers.append(layer)
     _link_shapes(layers)
     return layers, configs
@@ -249,8 +312,12 @@ def read_project(path: str | Path) -> HlsProject:
     defines = fw / "defines.h"
     tops = sorted(fw.glob("*.cpp"), key=lambda f: f.name != "myproject.cpp")  # the top function (any project name)
     cpp = next((t.read_text(errors="replace") for t in tops if "nnet::" in t.read_text(errors="replace")), "")
+    def weights(name: str) -> str:
+        f = fw / "weights" / f"{name}.h"
+        return f.read_text(errors="replace") if f.is_file() else ""
+
     layers, configs = parse_parameters(params.read_text(errors="replace"),
-                                       defines.read_text(errors="replace") if defines.is_file() else "", cpp)
+                                       defines.read_text(errors="replace") if defines.is_file() else "", cpp, weights)
     io_type = strategy = None
     cfg_file = p / "hls4ml_config.yml"
     if cfg_file.is_file():
