@@ -304,7 +304,7 @@ THIS_ROUND = (
     "from the top function too. (22) The weights decide: hls4ml commits each project's weights "
     "(firmware/weights/w*.h); quantized to the layer's weight type, a constant of 1–2 nonzero canonical-signed-digit "
     "digits is one shift-add, one of 3 or more takes a DSP when the layer's input has ≥ 11 bits. "
-    "tools/fpga_corpus_weight_csd.py read them at each report's commit for 30 sources (every layer whose repository "
+    "tools/fpga_corpus_weight_csd.py read them at each report's commit: 98 of the 173 records used, from 28 sources (every layer whose repository "
     "is mirrored; `weight_csd` on the record's layers), and `hls_project.read_project` reads a user's project the "
     "same way. Checked before any fit: the 16-bit jet taggers of tanvirana (3,650 nonzero weights × 41 % with ≥ 3 "
     "digits = 1,497 vs 1,500 DSPs reported), Hector-Plata (1,492 vs 1,450), nrp-nautilus (2,592 vs 2,557), "
