@@ -392,9 +392,9 @@ def _binding(l: Any, w: _Work) -> tuple[float, float, float]:
     db = l.data_bits or w.ab
     if w.strat.startswith("distributed"):
         # distributed arithmetic (hls4ml ≥ 1.2 with da4ml, RF 1 only): the layer becomes one shift-add
-        # graph, no multiplier at all. No such report is in the corpus, so this regime's error is unmeasured;
-        # the graph's common-subexpression sharing (up to ~30 % fewer LUTs, hls4ml's documentation) is not
-        # counted, which keeps the figure on the high side
+        # graph, no multiplier at all. Its cost lives in that graph (nnet_code_gen.h), which is not read here: the
+        # corpus's one DA report (lolbraa, excluded: its weights are unknown) gets 0 DSP and 8 vs 6 cycles but
+        # 596,223 vs 9,838 LUT at the 16-bit default width, so this regime's error is unmeasured
         return 0.0, 0.0, _constant_mult_lut(w.wb, db)
     # constant weights: narrow products become LUT shift-adds; the layer's true input width decides. Where the
     # weights are known, their digits decide the DSPs; the LUT constants were set with the width-based split
