@@ -118,7 +118,9 @@ def test_project_facts_reach_the_model_layers():
     model = [HlsLayer("conv", "conv2d", (8, 8, 1), (6, 6, 4), 3), HlsLayer("fc", "dense", (144,), (2,))]
     project = [HlsLayer("c", "conv2d", (8, 8, 1), (6, 6, 4), 3, reuse_factor=9, weight_bits=8, data_bits=12,
                         result_bits=37), HlsLayer("relu", "act", (144,), (144,)),
-               HlsLayer("d", "dense", (144,), (2,), reuse_factor=16, data_bits=16, result_bits=41)]
+               HlsLayer("d", "dense", (144,), (2,), reuse_factor=16, data_bits=16, result_bits=41,
+                        weight_csd=(100, 120, 60, 8))]
     got = _project_layers(project, model)
     assert [(l.reuse_factor, l.data_bits, l.result_bits) for l in got] == [(9, 12, 37), (16, 16, 41)]
     assert got[0].weight_bits == 8
+    assert got[1].weight_csd == (100, 120, 60, 8) and got[0].weight_csd is None

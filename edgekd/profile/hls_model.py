@@ -260,13 +260,24 @@ def _stream_conv(l: Any, d: _Design, w: _Work, n_out: int, out_px: int, tree: in
         w.bram += (k - 1) * w.chans  # ap_shift_reg line buffers, partitioned by channel
 
 
+def _products(l: Any, w: _Work, n_out: int) -> None:
+    """The layer's multipliers: its nonzero products (``w.n_in`` × ``n_out``) shared RF ways."""
+    sparsity = min(0.95, l.n_zeros / max(1, w.n_in * n_out))
+    w.m = math.ceil(w.n_in * n_out * (1 - sparsity) / w.rf)
+
+
+def _weight_rom(w: _Work) -> None:
+    """The Resource strategy's reshaped weight array: BRAM from RF 4 on."""
+    if w.strat == "resource" and w.rf >= 4:
+        w.bram += math.ceil(w.m * w.wb / 36) * math.ceil(w.rf / 1024)
+
+
 def _conv(l: Any, d: _Design, w: _Work) -> None:
     k = l.kernel
     depthwise = (l.implementation or "") == "depthwise"
     w.n_in = (k * k if l.kind == "conv2d" else k) * (1 if depthwise else w.chans)
     n_out = l.out_shape[-1]
-    sparsity = min(0.95, l.n_zeros / max(1, w.n_in * n_out))
-    w.m = math.ceil(w.n_in * n_out * (1 - sparsity) / w.rf)
+    _products(l, w, n_out)
     out_px = int(math.prod(l.out_shape[:-1]))
     tree = 1 + math.ceil(_log2(w.n_in) / d.levels)
     if d.stream:
@@ -284,21 +295,18 @@ def _conv(l: Any, d: _Design, w: _Work) -> None:
         w.m *= math.ceil(out_px / parts)
         w.ii = parts * w.rf
         w.depth = w.ii + tree
-    if w.strat == "resource" and w.rf >= 4:
-        w.bram += math.ceil(w.m * w.wb / 36) * math.ceil(w.rf / 1024)
+    _weight_rom(w)
 
 
 def _dense(l: Any, d: _Design, w: _Work) -> None:
     w.n_in, n_out = int(math.prod(l.in_shape)), int(math.prod(l.out_shape))
-    sparsity = min(0.95, l.n_zeros / max(1, w.n_in * n_out))
-    w.m = math.ceil(w.n_in * n_out * (1 - sparsity) / w.rf)
+    _products(l, w, n_out)
     tree = math.ceil(_log2(w.n_in) / d.levels)
     w.delay = (MUL_NS if w.n_in > 1 or w.wb > 1 else 0.0) + ADD_NS * math.ceil(math.log2(max(w.n_in, 1)))
+    _weight_rom(w)
     if w.strat == "resource":
         w.depth, w.ii = w.rf + 3, w.rf
         w.delay = 0.0
-        if w.rf >= 4:
-            w.bram += math.ceil(w.m * w.wb / 36) * math.ceil(w.rf / 1024)
     elif w.rf > 1:
         # the unrolled tree is kept, issued every RF cycles; its multiplies spread over the allocation
         c = _alloc_cycles(w.n_in, n_out, l.n_zeros, w.rf, w.wb, w.ab)

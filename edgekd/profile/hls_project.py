@@ -58,10 +58,16 @@ def _eval(expr: str, env: dict[str, Any]) -> Any:
         return e
 
 
-def _bits(type_text: str, typedefs: dict[str, str]) -> int | None:
+def _resolve(type_text: str, typedefs: dict[str, str]) -> str:
+    """A type name followed through ``typedefs`` (at most 8 steps) to what it names."""
     t, seen = type_text, 0
     while t in typedefs and seen < 8:
         t, seen = typedefs[t], seen + 1
+    return t
+
+
+def _bits(type_text: str, typedefs: dict[str, str]) -> int | None:
+    t = _resolve(type_text, typedefs)
     m = re.search(r"ap_u?(?:fixed|int)<\s*(\d+)", t)  # search: also inside nnet::array<ap_fixed<…>, N>
     return int(m.group(1)) if m else None
 
@@ -119,9 +125,7 @@ def weight_stats(cpp: str, defines: str, params: str, read: Callable[[str], str]
         m = _WEIGHT_ARRAY.search(read(arrays[0]) or "")
         if not m:
             continue
-        t = m.group(1)
-        for _ in range(8):
-            t = typedefs.get(t, t)
+        t = _resolve(m.group(1), typedefs)
         try:
             values = [float(v) for v in m.group(3).replace("\n", " ").split(",") if v.strip()]
         except ValueError:
@@ -311,7 +315,8 @@ def read_project(path: str | Path) -> HlsProject:
                           fix="point at the folder hls4ml wrote (the one holding firmware/ and build_prj.tcl)")
     defines = fw / "defines.h"
     tops = sorted(fw.glob("*.cpp"), key=lambda f: f.name != "myproject.cpp")  # the top function (any project name)
-    cpp = next((t.read_text(errors="replace") for t in tops if "nnet::" in t.read_text(errors="replace")), "")
+    cpp = next((text for text in (t.read_text(errors="replace") for t in tops) if "nnet::" in text), "")
+
     def weights(name: str) -> str:
         f = fw / "weights" / f"{name}.h"
         return f.read_text(errors="replace") if f.is_file() else ""
