@@ -66,6 +66,7 @@ MUL_NS = 2.0  # a DSP (or LUT) multiply by a constant weight
 ADD_NS = 0.45  # one 16-bit adder level
 RELU_NS = 0.3
 TABLE_NS = 2.5  # a ROM lookup (registered: at least one cycle)
+CLOCK_UNCERTAINTY = {"vitis": 0.27, "vivado": 0.125}  # the tools' default share of the period
 OVERHEAD_NS = 2.3  # io_parallel chaining: the part of each period not available to logic (see _parallel_latency)
 
 
@@ -86,6 +87,7 @@ class LayerFigures:
     first_out: float = 0.0
     last_out: float = 0.0
     delay_ns: float = 0.0
+    serial: float = 0.0  # io_parallel: cycles the layer adds beyond its chained delay
     cpw_min: float | None = None  # io_stream: per-word cost bounds C synthesis reports (None: = cycles_per_word)
     cpw_max: float | None = None
 
@@ -145,13 +147,17 @@ def _constant_mult_lut(wb: int, db: int) -> float:
     return max(0.0, (wb + 1) / 3.0 - 1.0) * (db + wb / 2.0)
 
 
-def _alloc_cycles(n_in: int, n_out: int, n_zeros: int, rf: int, wb: int, ab: int) -> float:
+def _alloc_cycles(n_in: int, n_out: int, n_zeros: int, rf: int, wb: int, ab: int,
+                  csd: tuple[int, ...] | None = None) -> float:
     """Latency strategy with RF > 1: ``dense_latency`` asks for PIPELINE II=RF but what bounds its
     schedule is ``ALLOCATION operation instances=mul limit=multiplier_limit`` (hls4ml's
-    ``ceil(n_in·n_out / RF) − n_zeros / RF``): the true multiplies (the DSP-bound share of the
-    nonzero products; narrow constant products become shift-adds, no ``mul``) spread over
-    ``ceil(multiplies / limit)`` cycles."""
+    ``ceil(n_in·n_out / RF) − n_zeros / RF``): the true multiplies spread over ``ceil(multiplies / limit)``
+    cycles. Where the weights are known (``csd``: their canonical-signed-digit counts [1, 2, 3, ≥ 4]), a
+    constant of 1–2 digits is a shift-add, no ``mul``, whatever the input width; otherwise the DSP-bound share
+    of the nonzero products by width."""
     limit = max(1, math.ceil(n_in * n_out / rf) - n_zeros // rf)
+    if csd and sum(csd):
+        return float(max(1, math.ceil((csd[2] + csd[3]) / limit)))
     share = _dsp_share(min(wb, ab) if min(wb, ab) < 11 else max(wb, ab))
     return float(max(1, math.ceil((n_in * n_out - n_zeros) * share / limit)))
 
@@ -225,6 +231,7 @@ class _Work:
     busy_min: float | None = None  # io_stream: the tool's static bounds where the pace is branch-dependent
     busy_max: float | None = None
     delay: float = 0.0  # io_parallel combinational delay (ns) chained with the neighbours
+    serial: float = 0.0  # io_parallel: cycles beyond that delay (a Latency layer's multiplies spread over cycles)
     pipe_ff: float = 0.0  # io_parallel: the multipliers' pipeline registers
 
 
@@ -285,7 +292,8 @@ def _conv(l: Any, d: _Design, w: _Work) -> None:
     elif (l.implementation or "") == "pointwise" and w.strat == "latency":
         # pointwise_conv_*_latency_cl: every output pixel in one pipelined call (II = RF),
         # its multiplies spread over the allocation limit like a dense layer's
-        c = (_alloc_cycles(w.n_in * out_px, n_out, l.n_zeros * out_px, w.rf, w.wb, w.ab) if w.rf > 1
+        c = (_alloc_cycles(w.n_in * out_px, n_out, l.n_zeros * out_px, w.rf, w.wb, w.ab,
+                           tuple(x * out_px for x in l.weight_csd) if l.weight_csd else None) if w.rf > 1
              else 1.0)
         w.ii, w.depth = float(w.rf), c + tree
     else:
@@ -309,9 +317,20 @@ def _dense(l: Any, d: _Design, w: _Work) -> None:
         w.delay = 0.0
     elif w.rf > 1:
         # the unrolled tree is kept, issued every RF cycles; its multiplies spread over the allocation
-        c = _alloc_cycles(w.n_in, n_out, l.n_zeros, w.rf, w.wb, w.ab)
+        c = _alloc_cycles(w.n_in, n_out, l.n_zeros, w.rf, w.wb, w.ab, l.weight_csd)
         w.depth, w.ii = c + tree, w.rf
-        w.delay = 0.0
+        if not d.stream:
+            # io_parallel: the top function's PIPELINE (its layers inlined) schedules the whole network; the
+            # layer keeps its RF 1 combinational chain (and pipeline registers) and adds the c − 1 cycles its
+            # multiplies spread over
+            w.serial = c - 1.0
+            if d.family != "vitis":
+                # Vivado HLS pipelines the top at the allocation's pace, not at the II = RF asked inside
+                # (Hector-Plata's PYNQ MLP at RF 64: II 15; the tutorial MLP at RF 2: II 2), with the RF 1
+                # pipeline's registers (the tutorial MLP: 8,756–8,878 FF at RF 2, 10,961–11,100 at RF 1)
+                w.ii, w.depth = c, tree + 1
+        else:
+            w.delay = 0.0
     else:
         w.depth, w.ii = (tree + 1 if w.n_in > 1 else 0), 1
     if d.stream:
@@ -431,7 +450,8 @@ def _multipliers(l: Any, d: _Design, w: _Work) -> None:
             # Resource strategy: the data operand is multiplexed, the weights read from a
             # reshaped array (a LUT ROM of depth RF, 64 deep per LUT6)
             w.lut += m * ab * (rf - 1) / 3.0 + m * wb * math.ceil(rf / 64)
-    ff_mult = m * acc * (0.6 if (d.stream or w.strat == "resource" or rf > 1) else 0.1)
+    shared = rf > 1 and d.family == "vitis"  # Vitis HLS keeps the layer's own II = RF pipeline (see _dense)
+    ff_mult = m * acc * (0.6 if (d.stream or w.strat == "resource" or shared) else 0.1)
     w.ff += ff_mult
     w.pipe_ff = ff_mult if not d.stream else 0.0
     # arrays the templates partition completely, so registers whatever the reuse factor:
@@ -534,7 +554,7 @@ def _figures(layers: list[Any], d: _Design, reuse: dict[str, int]) -> tuple[list
             w = _layer(l, d, rf, words)
         pipe_ff += w.pipe_ff
         f_ = LayerFigures(l.name, l.kind, rf, int(w.words), float(w.per_word), float(w.depth), float(w.ii),
-                          int(w.m), w.dsp, w.lut, w.ff, w.bram, delay_ns=w.delay)
+                          int(w.m), w.dsp, w.lut, w.ff, w.bram, delay_ns=w.delay, serial=w.serial)
         if w.busy_max is not None:
             f_.cpw_min, f_.cpw_max = w.busy_min / max(in_px, 1), w.busy_max / max(in_px, 1)
         figs.append(f_)
@@ -574,8 +594,8 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
     stream = io_type == "io_stream"
     clock_mhz = clock_mhz * speed  # a slower part: the delays take a larger share of each period
     # adder levels a cycle: 4 at 5 ns on an UltraScale+ -2, in what is left of the period after the fixed
-    # overhead of _parallel_latency (OVERHEAD_NS), so a Zynq-7020 -1 at 5 ns fits one
-    levels = max(1, round(4 * (1000.0 / clock_mhz - OVERHEAD_NS) / (5.0 - OVERHEAD_NS)))
+    # overhead and the clock uncertainty (_logic_budget), so a Zynq-7020 -1 at 5 ns fits one
+    levels = max(1, round(4 * _logic_budget(1000.0 / clock_mhz, family) / (5.0 - OVERHEAD_NS)))
     d = _Design(stream, family, bits, levels, (strategy or "Latency").lower())
     figs, pipe_ff = _figures(layers, d, reuse)
     if not stream and layers:
@@ -590,9 +610,11 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
         lat_min, lat_max, ii_max = _stream_bounds(figs, arrival, family == "vitis", scale)
         latency, ii_total, bottleneck = _schedule(figs, arrival, family == "vitis")
     else:
-        latency = _parallel_latency(figs, 1000.0 / clock_mhz)
-        if latency < 1 and figs:
-            figs[0].ff -= pipe_ff  # a combinational design has no pipeline registers, only its input's
+        latency = _parallel_latency(figs, 1000.0 / clock_mhz, family)
+        if latency <= 1 and figs:
+            # a combinational design has no pipeline registers, only its input's; a 1-cycle one registers one cut
+            # of its chain, about its input's width (ML_FPGAonPixel's 40 MHz MLPs: 613–931 FF, 848 input bits)
+            figs[0].ff -= pipe_ff
         ii_total = max((f.ii for f in figs), default=1.0)
         bottleneck = max(figs, key=lambda f: f.ii).name if figs else ""
     out = Structural(latency=latency, ii=ii_total, multipliers=sum(f.multipliers for f in figs),
@@ -603,7 +625,7 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
     return out
 
 
-def _parallel_latency(figs: list[LayerFigures], period_ns: float) -> float:
+def _parallel_latency(figs: list[LayerFigures], period_ns: float, family: str = "vitis") -> float:
     """io_parallel: hls4ml inlines the layers into one pipeline, so the tool chains their logic.
     A dense layer whose multiply + adder-tree delay exceeds the usable period is registered on
     its own (ceil of delay over period); layers that fit in a period (dense layers at a slow
@@ -616,9 +638,10 @@ def _parallel_latency(figs: list[LayerFigures], period_ns: float) -> float:
     # one adder level a cycle and multi-cycle multipliers (Thifjj, MinhNguy3n, tanvirana: 32-47 cycles for MLPs
     # that take 9-13 on an Alveo). OVERHEAD_NS was chosen among 2.0 / 2.3 / 2.5 ns on the leave-one-source-out
     # (latency p90 52 % for each, 59 % with the 75 % of the period it replaces; 2.3 the best source-weighted)
-    budget = max(0.3, period_ns - OVERHEAD_NS)
+    budget = _logic_budget(period_ns, family)
     total, chain = 0.0, 0.0
     for f in figs:
+        total += f.serial
         if f.kind == "dense" and f.delay_ns >= budget:
             total += math.floor(chain / budget) + math.ceil(f.delay_ns / budget)
             chain = 0.0
@@ -628,6 +651,18 @@ def _parallel_latency(figs: list[LayerFigures], period_ns: float) -> float:
             total += (math.floor(chain / budget) if chain > MUL_NS else 0) + f.depth
             chain = 0.0
     return total + (math.floor(chain / budget) if chain > MUL_NS else 0)
+
+
+def _logic_budget(period_ns: float, family: str) -> float:
+    """The part of a clock period the io_parallel schedule fills with logic, on this module's delay scale.
+    At a fast clock a fixed overhead dominates (OVERHEAD_NS: setup, clock-to-out, routing); at a slow one the
+    tool's default clock uncertainty, a share of the period (Vitis HLS 27 %, Vivado HLS 12.5 %), does: at 25 ns
+    Vitis HLS schedules into 18.25 of the 25 ns. The delay scale is fixed at 5 ns, where the 2.7 ns left after
+    OVERHEAD_NS stand for the 3.65 ns Vitis HLS schedules into (× 0.74). Without the share, the 40 MHz MLPs of
+    ML_FPGAonPixel chained three dense layers into 0 cycles where Vitis HLS reports 1 (two layers: 0)."""
+    scale = (5.0 - OVERHEAD_NS) / (5.0 * (1.0 - CLOCK_UNCERTAINTY["vitis"]))
+    share = (1.0 - CLOCK_UNCERTAINTY.get(family, CLOCK_UNCERTAINTY["vitis"])) * scale
+    return max(0.3, min(period_ns - OVERHEAD_NS, share * period_ns))
 
 
 def _schedule(figs: list[LayerFigures], arrival: tuple[float, float] | None,
