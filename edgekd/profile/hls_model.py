@@ -451,7 +451,11 @@ def _multipliers(l: Any, d: _Design, w: _Work) -> None:
             # reshaped array (a LUT ROM of depth RF, 64 deep per LUT6)
             w.lut += m * ab * (rf - 1) / 3.0 + m * wb * math.ceil(rf / 64)
     shared = rf > 1 and d.family == "vitis"  # Vitis HLS keeps the layer's own II = RF pipeline (see _dense)
-    ff_mult = m * acc * (0.6 if (d.stream or w.strat == "resource" or shared) else 0.1)
+    # a constant product pipelined into the top's schedule (io_parallel, Latency): 0.1 of its bits at 4 adder
+    # levels a cycle (the Alveo / UltraScale+ designs at 5 ns); a part that fits fewer levels a cycle registers
+    # its partial sums at every level (the Zynq-7020 MLPs at 5 ns, 1 level a cycle: 3–12× the FF of the model
+    # with 0.1)
+    ff_mult = m * acc * (0.6 if (d.stream or w.strat == "resource" or shared) else 0.1 * max(1.0, 4.0 / d.levels))
     w.ff += ff_mult
     w.pipe_ff = ff_mult if not d.stream else 0.0
     # arrays the templates partition completely, so registers whatever the reuse factor:
