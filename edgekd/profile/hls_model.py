@@ -256,7 +256,7 @@ def _stream_conv(l: Any, d: _Design, w: _Work, n_out: int, out_px: int, tree: in
         # Vivado HLS reaches II = RF per pixel; Vitis HLS 2023+ does not get below ~3 on a
         # (non-depthwise) Latency stream conv (seanlipps/ECE226_CoDesign, 2024.1: 390 cycles
         # for 130 pixels; hls4ml's depthwise kernel still reaches 1)
-        px = _alloc_cycles(w.n_in, n_out, l.n_zeros, w.rf, w.wb, w.ab) if w.rf > 1 else w.rf
+        px = _alloc_cycles(w.n_in, n_out, l.n_zeros, w.rf, w.wb, w.ab, l.weight_csd) if w.rf > 1 else w.rf
         px = max(px, 3) if d.family == "vitis" and not depthwise else px
         busy = w.in_px * px
         w.depth = tree + 2
