@@ -465,6 +465,13 @@ def _multipliers(l: Any, d: _Design, w: _Work) -> None:
     # median 54 → 42 % by record, 59 → 44 % each source weighted equally, in-80 % 76 → 80 %
     if rf > 1:
         w.ff += l.out_shape[-1] * acc
+    if rf > 1 and d.stream and w.strat == "latency" and d.family != "vitis":
+        # the Latency strategy's unrolled tree under the allocation: Vivado HLS registers every nonzero product
+        # (about half its accumulator width) until the tree takes it — pominiq's per-process report (RF 16,
+        # Vivado HLS 2020.1): a 3×3×4→8 conv 5,991 FF and a 32→10 dense 4,950 where the model had 1,746 and
+        # 1,436. Held out: FF p90 245 → 221 % by record, 275 → 239 % each source weighted equally (median 43 →
+        # 42 % / 42 → 43 %). In io_parallel the same term made FF worse each source weighted equally (42 → 46 %)
+        w.ff += m * rf * acc * 0.5
     if d.stream and l.kind == "dense":
         w.ff += int(math.prod(l.in_shape)) * ab
     if d.stream and l.kind in ("conv1d", "conv2d"):
