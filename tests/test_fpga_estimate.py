@@ -434,3 +434,17 @@ def test_known_weights_decide_which_constant_products_take_dsps():
     assert dsp((10, 20, 6, 4)) == 10  # ≥ 3 CSD digits take a DSP: 10 of the 40 nonzero weights
     assert dsp((40, 0, 0, 0)) == 0  # powers of two: shifts
     assert dsp((0, 0, 20, 20), data_bits=10) == 0  # a narrow input keeps even dense constants in fabric
+
+
+def test_vitis_latency_stream_conv_pixel_floor_depends_on_the_input_width():
+    from edgekd.profile import hls_model
+
+    layers = layers_from_spec([{"kind": "conv2d", "height": 28, "width": 28, "channels": 1, "filters": 16,
+                                "kernel": 3}])
+    kw = dict(io_type="io_stream", strategy="Latency", reuse={}, bits=16, clock_mhz=200)
+    wide = hls_model.structural(layers, family="vitis", **kw)
+    px = 28 * 28
+    assert px * 3 <= wide.ii <= px * 3 + 10  # Vitis HLS: 3 cycles a pixel on a 16-bit input (+ its process latency)
+    layers[0].data_bits = 4  # an HGQ-style 4-bit input: each product a LUT6 a bit
+    assert px * 2 <= hls_model.structural(layers, family="vitis", **kw).ii <= px * 2 + 10
+    assert hls_model.structural(layers, family="vivado", **kw).ii <= px + 10  # Vivado HLS reaches 1
