@@ -33,8 +33,12 @@ io_stream (every layer a DATAFLOW process, FIFOs between them)
 io_parallel (each layer one pipelined function, called in sequence)
   * dense, Latency strategy, RF 1: multiply + adder-tree delay per layer; layers that fit a
     clock period chain with their neighbours (a register each time a period fills), longer
-    ones are registered on their own. RF > 1 keeps the unrolled tree, issued every RF
-    cycles, its multiplies spread over the allocation limit.
+    ones are registered on their own; the period left for logic loses a fixed overhead and,
+    at slow clocks, the tool's clock uncertainty (Vitis 27 %, Vivado 12.5 %). RF > 1 keeps
+    the unrolled tree and the RF 1 chain, plus the c − 1 cycles its true multiplies (where
+    the weights are known: constants of ≥ 3 signed digits) take on the allocated
+    multipliers; Vivado HLS pipelines the inlined top at that pace (II = c), Vitis HLS at
+    II = RF.
   * dense, Resource: the RF loop: ``RF + 3`` cycles, II = RF.
   * conv (``conv_2d_latency_cl`` / ``conv_2d_resource_cl``): output pixels one after
     another through one kernel: ``II ≈ out_pixels × RF``.
