@@ -1,6 +1,8 @@
 """fpga-hls estimate: hls4ml's reuse-factor rules, the scheduling model, and its error on published points."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from edgekd.errors import ConfigError
@@ -448,3 +450,13 @@ def test_vitis_latency_stream_conv_pixel_floor_depends_on_the_input_width():
     layers[0].data_bits = 4  # an HGQ-style 4-bit input: each product a LUT6 a bit
     assert px * 2 <= hls_model.structural(layers, family="vitis", **kw).ii <= px * 2 + 10
     assert hls_model.structural(layers, family="vivado", **kw).ii <= px + 10  # Vivado HLS reaches 1
+
+
+def test_a_registered_dense_layer_does_not_split_an_operation_across_a_register():
+    from edgekd.profile import hls_model
+
+    delay = hls_model.MUL_NS + 6 * hls_model.ADD_NS  # a 64-input dense: a multiply and six adder levels
+    # 5 ns on an UltraScale+ (2.7 left a period): multiply + one level, then five levels → 2 cycles
+    assert hls_model._registered_dense_cycles(delay, 2.7) == math.ceil(delay / 2.7) == 2
+    # a Zynq-7020 -1 at 5 ns (0.7 left): the multiply takes 3 whole cycles and each level one → 9, not 7
+    assert hls_model._registered_dense_cycles(delay, 0.7) == 9 > math.ceil(delay / 0.7)

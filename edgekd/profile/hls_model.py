@@ -34,11 +34,12 @@ io_parallel (each layer one pipelined function, called in sequence)
   * dense, Latency strategy, RF 1: multiply + adder-tree delay per layer; layers that fit a
     clock period chain with their neighbours (a register each time a period fills), longer
     ones are registered on their own; the period left for logic loses a fixed overhead and,
-    at slow clocks, the tool's clock uncertainty (Vitis 27 %, Vivado 12.5 %). RF > 1 keeps
-    the unrolled tree and the RF 1 chain, plus the c − 1 cycles its true multiplies (where
-    the weights are known: constants of ≥ 3 signed digits) take on the allocated
-    multipliers; Vivado HLS pipelines the inlined top at that pace (II = c), Vitis HLS at
-    II = RF.
+    at slow clocks, the tool's clock uncertainty (Vitis 27 %, Vivado 12.5 %); a layer
+    registered on its own takes its multiply's whole cycles, then as many adder levels a
+    cycle as fit. RF > 1 keeps the unrolled tree: the layer takes the longer of its RF 1
+    cycles and the c cycles its true multiplies (where the weights are known: constants of
+    ≥ 3 signed digits) take on the allocated multipliers; Vivado HLS pipelines the inlined
+    top at that pace (II = c), Vitis HLS at II = RF.
   * dense, Resource: the RF loop: ``RF + 3`` cycles, II = RF.
   * conv (``conv_2d_latency_cl`` / ``conv_2d_resource_cl``): output pixels one after
     another through one kernel: ``II ≈ out_pixels × RF``.
@@ -329,8 +330,8 @@ def _dense(l: Any, d: _Design, w: _Work) -> None:
         w.depth, w.ii = c + tree, w.rf
         if not d.stream:
             # io_parallel: the top function's PIPELINE (its layers inlined) schedules the whole network; the
-            # layer keeps its RF 1 combinational chain (and pipeline registers) and adds the c − 1 cycles its
-            # multiplies spread over
+            # layer keeps its RF 1 combinational chain (and pipeline registers) and its multiplies spread over c
+            # cycles (_parallel_latency takes the longer of the two)
             w.serial = c - 1.0
             if d.family != "vitis":
                 # Vivado HLS pipelines the top at the allocation's pace, not at the II = RF asked inside
@@ -660,16 +661,39 @@ def _parallel_latency(figs: list[LayerFigures], period_ns: float, family: str = 
     budget = _logic_budget(period_ns, family)
     total, chain = 0.0, 0.0
     for f in figs:
-        total += f.serial
-        if f.kind == "dense" and f.delay_ns >= budget:
-            total += math.floor(chain / budget) + math.ceil(f.delay_ns / budget)
+        if f.serial > 0:
+            # Latency strategy at RF > 1: its c = serial + 1 cycles of multiplies overlap the adder tree (the tool
+            # balances the tree so late products join near its root), so the layer takes the longer of the two
+            # (Hector-Plata's PYNQ MLP at RF 64: 53 vs 52–54 reported; RF 1 chain plus c − 1 gave 72)
+            own = _registered_dense_cycles(f.delay_ns, budget) if f.delay_ns >= budget else 0
+            total += math.floor(chain / budget) + max(own, f.serial + 1)
+            chain = 0.0
+        elif f.kind == "dense" and f.delay_ns >= budget:
+            total += math.floor(chain / budget) + _registered_dense_cycles(f.delay_ns, budget)
             chain = 0.0
         elif f.delay_ns > 0 and (f.kind == "dense" or f.depth <= 1):
             chain += f.delay_ns
         else:
-            total += (math.floor(chain / budget) if chain > MUL_NS else 0) + f.depth
+            # a table lookup or softmax takes its own cycles, more where the period holds less of its delay
+            own = max(f.depth, math.ceil(f.delay_ns / budget)) if f.delay_ns > 0 and f.depth > 0 else f.depth
+            total += (math.floor(chain / budget) if chain > MUL_NS else 0) + own
             chain = 0.0
     return total + (math.floor(chain / budget) if chain > MUL_NS else 0)
+
+
+def _registered_dense_cycles(delay_ns: float, budget: float) -> int:
+    """Cycles of a dense layer registered on its own: the multiply (over as many whole cycles as it needs), then
+    the adder levels, as many a cycle as fit — an operation is not split across a register. Where a period holds
+    less than two adder levels (a Zynq-7020 -1 at 5 ns) this is more than the delay over the period: tanvirana's
+    jet MLP 36 + softmax vs 31 before (39–47 reported)."""
+    levels = max(0, round((delay_ns - MUL_NS) / ADD_NS)) if delay_ns >= MUL_NS else 0
+    if delay_ns < MUL_NS:
+        return math.ceil(delay_ns / budget)
+    mul = math.ceil(MUL_NS / budget)
+    spare = mul * budget - MUL_NS  # what the multiply's last cycle leaves for the first adder levels
+    first = min(levels, int(spare // ADD_NS))
+    per = max(1, int(budget // ADD_NS))
+    return mul + math.ceil((levels - first) / per)
 
 
 def _logic_budget(period_ns: float, family: str) -> float:
