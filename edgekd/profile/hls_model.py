@@ -92,7 +92,7 @@ class LayerFigures:
     first_out: float = 0.0
     last_out: float = 0.0
     delay_ns: float = 0.0
-    serial: float = 0.0  # io_parallel: cycles the layer adds beyond its chained delay
+    serial: float = 0.0  # io_parallel, Latency at RF > 1: c − 1, c the cycles its multiplies take on the allocation
     cpw_min: float | None = None  # io_stream: per-word cost bounds C synthesis reports (None: = cycles_per_word)
     cpw_max: float | None = None
 
@@ -236,7 +236,7 @@ class _Work:
     busy_min: float | None = None  # io_stream: the tool's static bounds where the pace is branch-dependent
     busy_max: float | None = None
     delay: float = 0.0  # io_parallel combinational delay (ns) chained with the neighbours
-    serial: float = 0.0  # io_parallel: cycles beyond that delay (a Latency layer's multiplies spread over cycles)
+    serial: float = 0.0  # io_parallel, Latency at RF > 1: c − 1 (see LayerFigures.serial)
     pipe_ff: float = 0.0  # io_parallel: the multipliers' pipeline registers
 
 
@@ -648,7 +648,7 @@ def structural(layers: list[Any], *, io_type: str, strategy: str, reuse: dict[st
 def _parallel_latency(figs: list[LayerFigures], period_ns: float, family: str = "vitis") -> float:
     """io_parallel: hls4ml inlines the layers into one pipeline, so the tool chains their logic.
     A dense layer whose multiply + adder-tree delay exceeds the usable period is registered on
-    its own (ceil of delay over period); layers that fit in a period (dense layers at a slow
+    its own (_registered_dense_cycles); layers that fit in a period (dense layers at a slow
     clock, ReLU, batch norm, pooling, padding) chain with their neighbours and cost a register
     only each time the chained delay fills a period (floor); lookup tables, softmax,
     convolutions and RF > 1 / Resource layers add their own cycles."""
@@ -686,9 +686,9 @@ def _registered_dense_cycles(delay_ns: float, budget: float) -> int:
     the adder levels, as many a cycle as fit — an operation is not split across a register. Where a period holds
     less than two adder levels (a Zynq-7020 -1 at 5 ns) this is more than the delay over the period: tanvirana's
     jet MLP 36 + softmax vs 31 before (39–47 reported)."""
-    levels = max(0, round((delay_ns - MUL_NS) / ADD_NS)) if delay_ns >= MUL_NS else 0
     if delay_ns < MUL_NS:
         return math.ceil(delay_ns / budget)
+    levels = max(0, round((delay_ns - MUL_NS) / ADD_NS))
     mul = math.ceil(MUL_NS / budget)
     spare = mul * budget - MUL_NS  # what the multiply's last cycle leaves for the first adder levels
     first = min(levels, int(spare // ADD_NS))
