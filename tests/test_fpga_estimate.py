@@ -460,3 +460,29 @@ def test_a_registered_dense_layer_does_not_split_an_operation_across_a_register(
     assert hls_model._registered_dense_cycles(delay, 2.7) == math.ceil(delay / 2.7) == 2
     # a Zynq-7020 -1 at 5 ns (0.7 left): the multiply takes 3 whole cycles and each level one → 9, not 7
     assert hls_model._registered_dense_cycles(delay, 0.7) == 9 > math.ceil(delay / 0.7)
+
+
+def test_a_models_weight_digits_decide_its_constant_dsps_before_export():
+    import torch
+    import torch.nn as nn
+
+    from edgekd.export.hls import weight_digits
+    from edgekd.hwtargets import load_fpga
+    from edgekd.profile import fpga_estimate as fe
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+    layers = fe.layers_from_torch(model, (1, 8, 8))
+    assert all(l.weight_csd is None for l in layers)
+    weight_digits(model, layers, 16)
+    dense = [l for l in layers if l.kind == "dense"]
+    assert [sum(l.weight_csd) for l in dense] == [64 * 32, 32 * 4]  # every random weight is nonzero at 16 bits
+    cfg = fe.HlsConfig(io_type="io_parallel", strategy="Latency", reuse_factor=1, weight_bits=16, act_bits=16)
+    target = load_fpga("xcku035-fbva676-2-e")
+    random_dsp = fe.estimate_hls(layers, cfg, target).dsp
+    with torch.no_grad():  # weights of one signed digit (±2^-k): every product a shift
+        for lin in (model[1], model[3]):
+            lin.weight.copy_(torch.sign(lin.weight) * 2.0 ** torch.randint(-6, -1, lin.weight.shape).float())
+    weight_digits(model, layers, 16, "fixed<16,6>")
+    assert all(l.weight_csd[1:] == (0, 0, 0) for l in dense)
+    assert fe.estimate_hls(layers, cfg, target).dsp < random_dsp / 10

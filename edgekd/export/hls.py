@@ -128,6 +128,27 @@ def choose_precisions(model: nn.Module, ranges: dict[str, float], width: int) ->
     return input_type, out
 
 
+def weight_digits(model: nn.Module, layers: list[Any], width: int, precision: str = "auto") -> None:
+    """Set each dense / conv layer's ``weight_csd`` (``fpga_estimate.HlsLayer``, in place) from the model's weights
+    at the type the export gives them: ``precision`` where it is one blanket type, else ``fixed<width, I, RND>``
+    with I from the largest weight, as :func:`choose_precisions` writes. So ``reuse_factor: auto`` and the search's
+    cost model bind DSPs by the weights' canonical-signed-digit counts, as the estimate of an exported project
+    does (``hls_project.weight_csd``), not by the width rule alone."""
+    from edgekd.profile.hls_project import weight_csd
+
+    mods = dict(model.named_modules())
+    for layer in layers:
+        mod = mods.get(layer.name)
+        if layer.kind not in ("dense", "conv1d", "conv2d") or not isinstance(mod, (nn.Conv2d, nn.Conv1d, nn.Linear)):
+            continue
+        w = mod.weight.detach().float().flatten()
+        if precision == "auto":
+            t = f"ap_fixed<{width},{int_bits(float(w.abs().max()))},AP_RND>"
+        else:
+            t = precision if precision.startswith("ap_") else "ap_" + precision
+        layer.weight_csd = weight_csd(w.tolist(), t)
+
+
 def apply_precisions(hc: dict[str, Any], input_type: str, layers: list[LayerPrecision]) -> None:
     """Write per-layer fixed-point types into an hls4ml config (in place)."""
     known = {lp.layer for lp in layers}
@@ -158,6 +179,7 @@ def fitted_reuse_factors(model: nn.Module, input_shape: tuple[int, ...], cfg: Hl
 
     target = load_fpga(cfg.target)
     layers = fe.layers_from_torch(model, tuple(input_shape))
+    weight_digits(model, layers, bits, cfg.precision)
     hcfg = fe.HlsConfig(io_type=cfg.io_type, strategy=cfg.strategy, reuse_factor=1, weight_bits=bits, act_bits=bits,
                         backend=cfg.backend)
     if fe.estimate_hls(layers, hcfg, target).upper()["dsp"] <= target.resources.dsp:  # fits at the interval's top

@@ -69,6 +69,9 @@ def hls_figures(model: nn.Module, name: str, input_shape: tuple[int, int, int], 
 
     target = load_fpga(cfg.target)
     layers = fe.layers_from_torch(model, input_shape)
+    from edgekd.export.hls import weight_digits
+
+    weight_digits(model, layers, bits, cfg.precision)  # a written project's own weights replace these below
     base_rf = cfg.base_reuse_factor
     hcfg = fe.HlsConfig(io_type=cfg.io_type, strategy=cfg.strategy, reuse_factor=base_rf,
                         layer_reuse=dict(layer_reuse or {}), weight_bits=bits, act_bits=bits, backend=cfg.backend)
