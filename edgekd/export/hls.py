@@ -107,11 +107,15 @@ class LayerPrecision:
     bias: str | None = None
 
 
+def fixed_type(max_abs: float, width: int) -> str:
+    """The hls4ml type ``precision: auto`` gives a value of magnitude up to ``max_abs`` at ``width`` bits."""
+    return f"fixed<{width},{int_bits(max_abs)},RND,SAT>"
+
+
 def choose_precisions(model: nn.Module, ranges: dict[str, float], width: int) -> tuple[str, list[LayerPrecision]]:
     """Per-layer fixed-point types: integer bits from observed ranges, the rest fractional."""
     def fixed(max_abs: float, w: int = width) -> str:
-        i = int_bits(max_abs)
-        return f"fixed<{w},{i},RND,SAT>"
+        return fixed_type(max_abs, w)
 
     input_type = fixed(ranges["__input__"])
     names = fx_names(model)
@@ -130,10 +134,10 @@ def choose_precisions(model: nn.Module, ranges: dict[str, float], width: int) ->
 
 def weight_digits(model: nn.Module, layers: list[Any], width: int, precision: str = "auto") -> None:
     """Set each dense / conv layer's ``weight_csd`` (``fpga_estimate.HlsLayer``, in place) from the model's weights
-    at the type the export gives them: ``precision`` where it is one blanket type, else ``fixed<width, I, RND>``
-    with I from the largest weight, as :func:`choose_precisions` writes. So ``reuse_factor: auto`` and the search's
-    cost model bind DSPs by the weights' canonical-signed-digit counts, as the estimate of an exported project
-    does (``hls_project.weight_csd``), not by the width rule alone."""
+    at the type the export gives them: ``precision`` where it is one blanket type, else :func:`fixed_type` of the
+    largest weight, as :func:`choose_precisions` writes. So ``reuse_factor: auto`` and a run's FPGA figures bind
+    DSPs by the weights' canonical-signed-digit counts, as the estimate of an exported project does
+    (``hls_project.weight_csd``), not by the width rule alone."""
     from edgekd.profile.hls_project import weight_csd
 
     mods = dict(model.named_modules())
@@ -142,10 +146,9 @@ def weight_digits(model: nn.Module, layers: list[Any], width: int, precision: st
         if layer.kind not in ("dense", "conv1d", "conv2d") or not isinstance(mod, (nn.Conv2d, nn.Conv1d, nn.Linear)):
             continue
         w = mod.weight.detach().float().flatten()
-        if precision == "auto":
-            t = f"ap_fixed<{width},{int_bits(float(w.abs().max()))},AP_RND>"
-        else:
-            t = precision if precision.startswith("ap_") else "ap_" + precision
+        t = fixed_type(float(w.abs().max()), width) if precision == "auto" else precision
+        if not t.startswith("ap_"):  # hls4ml writes fixed<W,I,RND,SAT> as ap_fixed<W,I,AP_RND,AP_SAT>
+            t = "ap_" + t.replace("RND", "AP_RND").replace("SAT", "AP_SAT")
         layer.weight_csd = weight_csd(w.tolist(), t)
 
 
