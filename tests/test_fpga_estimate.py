@@ -486,3 +486,25 @@ def test_a_models_weight_digits_decide_its_constant_dsps_before_export():
     weight_digits(model, layers, 16, "fixed<16,6>")
     assert all(l.weight_csd[1:] == (0, 0, 0) for l in dense)
     assert fe.estimate_hls(layers, cfg, target).dsp < random_dsp / 10
+
+
+def test_io_parallel_outputs_are_registered_at_the_schedules_clock_edges():
+    from edgekd.profile import hls_model
+
+    layers = layers_from_spec([{"kind": "dense", "n_in": 16, "n_out": 64}, {"kind": "act", "n": 64},
+                               {"kind": "dense", "n_in": 64, "n_out": 32}, {"kind": "act", "n": 32},
+                               {"kind": "dense", "n_in": 32, "n_out": 5}])
+    kw = dict(io_type="io_parallel", strategy="Latency", reuse={}, bits=16, family="vitis")
+    s = hls_model.structural(layers, clock_mhz=200, **kw)
+    # every clock edge lies in exactly one layer, and an edge registers about half that layer's output bits
+    assert sum(f.cuts for f in s.layers) == s.latency
+    relu = [f for f in s.layers if f.kind == "act"]
+    assert all(f.cuts == 0 for f in relu)  # a ReLU chains into the next layer's period: no register of its own
+    dense = [f for f in s.layers if f.kind == "dense"]
+    parts = [hls_model._layer(l, hls_model._Design(False, "vitis", 16, 4, "latency"), 1, 1) for l in layers]
+    inputs = [16 * 16] + [0] * (len(layers) - 1)  # hls4ml's top registers its input vector
+    for f, w, x in zip(s.layers, parts, inputs):
+        assert f.ff - w.ff - x == pytest.approx(f.out_bits * 0.5 * f.cuts)
+    # a slower clock places fewer edges, so fewer output registers
+    slow = hls_model.structural(layers, clock_mhz=50, **kw)
+    assert sum(f.cuts for f in slow.layers) == slow.latency < s.latency and slow.ff < s.ff and dense
