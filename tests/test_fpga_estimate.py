@@ -1,6 +1,7 @@
 """fpga-hls estimate: hls4ml's reuse-factor rules, the scheduling model, and its error on published points."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -508,3 +509,18 @@ def test_io_parallel_outputs_are_registered_at_the_schedules_clock_edges():
     # a slower clock places fewer edges, so fewer output registers
     slow = hls_model.structural(layers, clock_mhz=50, **kw)
     assert sum(f.cuts for f in slow.layers) == slow.latency < s.latency and slow.ff < s.ff and dense
+
+
+def test_constant_products_are_registered_alike_in_io_stream_and_io_parallel():
+    from edgekd.profile import hls_model
+
+    (dense,) = layers_from_spec([{"kind": "dense", "n_in": 64, "n_out": 32}])
+    stream = hls_model._Design(True, "vivado", 16, 4, "latency")
+    lat = hls_model._layer(dense, stream, 1, 1)
+    res = hls_model._layer(dataclasses.replace(dense, strategy="Resource"), stream, 1, 1)
+    # the same 2,048 products of 32-bit accumulators: 0.1 of their bits as constant logic (Latency, RF 1),
+    # 0.6 in real multipliers (Resource)
+    assert lat.m == res.m == 2048
+    assert res.ff - lat.ff == pytest.approx(2048 * 32 * 0.5)
+    parallel = hls_model._layer(dense, hls_model._Design(False, "vivado", 16, 4, "latency"), 1, 1)
+    assert parallel.pipe_ff == pytest.approx(2048 * 32 * 0.1)
