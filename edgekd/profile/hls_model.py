@@ -96,7 +96,7 @@ class LayerFigures:
     cpw_min: float | None = None  # io_stream: per-word cost bounds C synthesis reports (None: = cycles_per_word)
     cpw_max: float | None = None
     out_bits: float = 0.0  # io_parallel: the output array's bits
-    cuts: float = 0.0  # io_parallel: the clock edges the schedule (_parallel_latency) places in this layer
+    cuts: float = 0.0  # io_parallel: the clock edges at which this layer's output is registered (_parallel_latency)
 
 
 @dataclass
@@ -675,7 +675,7 @@ def _parallel_latency(figs: list[LayerFigures], period_ns: float, family: str = 
     its own (_registered_dense_cycles); layers that fit in a period (dense layers at a slow
     clock, ReLU, batch norm, pooling, padding) chain with their neighbours and cost a register
     only each time the chained delay fills a period (floor); lookup tables, softmax,
-    convolutions and RF > 1 / Resource layers add their own cycles."""
+    convolutions and RF > 1 / Resource layers add their own cycles. Sets each layer's ``cuts``."""
     # a cycle's fixed overhead — clock uncertainty (Vitis HLS's default: 27 % of the period, 1.35 ns at 5 ns),
     # register setup and clock-to-out, routing — is not a share of the period: at 5 ns on an UltraScale+ -2 about
     # 2.7 ns is left for logic, on a Zynq-7020 -1 at 5 ns (3 ns on this scale) under 1 ns, where the reports show
@@ -702,6 +702,10 @@ def _parallel_latency(figs: list[LayerFigures], period_ns: float, family: str = 
             # balances the tree so late products join near its root), so the layer takes the longer of the two
             # (Hector-Plata's PYNQ MLP at RF 64: 53 vs 52–54 reported; RF 1 chain plus c − 1 gave 72)
             own = _registered_dense_cycles(f.delay_ns, budget) if f.delay_ns >= budget else 0
+            # Vitis HLS runs the layer's own II = RF pipeline, its output registered each of those cycles; Vivado HLS
+            # pipelines the top at II = c, the c cycles accumulating into acc[n_out] (_multipliers), the output
+            # registered as at RF 1 (pominiq's RF 8 / 16 MLPs at 25 ns report 2,994 / 3,892 FF;
+            # c edges estimated 14,800 / 23,241)
             f.cuts = max(own, f.serial + 1) if family == "vitis" else max(own, 1)
             total += close(True) + max(own, f.serial + 1)
         elif f.kind == "dense" and f.delay_ns >= budget:
