@@ -68,6 +68,11 @@ def record(gd: str, repo: str, commit: str, rpt_path: str) -> dict | None:
     except (ValueError, KeyError, TypeError) as exc:  # a layout parameters.h reader does not know: skip, invent nothing
         print(f"skip {commit[:8]}:{rpt_path}: parameters.h not read ({exc})", file=sys.stderr)
         return None
+    code_gen = git(gd, "show", f"{commit}:{prj}firmware/nnet_utils/nnet_code_gen.h")
+    if code_gen and cpp:  # distributed arithmetic: its dense layers live in the generated kernels
+        from edgekd.profile.hls_project import with_da_layers
+
+        layers = with_da_layers(layers, cpp, code_gen)
     if not layers:
         return None
     import yaml

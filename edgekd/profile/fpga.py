@@ -174,8 +174,8 @@ def _reuse_hint(layers: list[Any], hcfg: Any, target: Any, est: Any, cfg: HlsExp
 
 def _project_layers(project_layers: list[Any], model_layers: list[Any]) -> list[Any]:
     """The model's layer list with what the generated project says about each compute layer
-    (reuse factor, strategy, weight and activation widths, the weights' CSD digits), matched in order; the
-    model's list when they disagree."""
+    (reuse factor, strategy, weight and activation widths, the weights' CSD digits, a distributed-arithmetic
+    layer's adders), matched in order; the model's list when they disagree."""
     pc = [l for l in project_layers if l.kind in ("dense", "conv1d", "conv2d")]
     mc = [l for l in model_layers if l.kind in ("dense", "conv1d", "conv2d")]
     if len(pc) != len(mc) or any(a.kind != b.kind for a, b in zip(pc, mc)):
@@ -187,4 +187,5 @@ def _project_layers(project_layers: list[Any], model_layers: list[Any]) -> list[
         m.n_zeros = p.n_zeros
         m.data_bits, m.result_bits = p.data_bits or m.data_bits, p.result_bits or m.result_bits
         m.weight_csd = p.weight_csd or m.weight_csd
+        m.da_adders, m.da_adder_bits = p.da_adders, p.da_adder_bits  # a distributed-arithmetic layer's graph
     return model_layers

@@ -91,7 +91,8 @@ class CalibrationRecord:
         for l in self.layers:
             kw = {k: l[k] for k in ("kernel", "stride", "reuse_factor", "padding", "strategy", "weight_bits",
                                     "accum_bits", "n_zeros", "implementation", "pool_op", "activation",
-                                    "stream_words", "n_partitions", "data_bits", "result_bits") if l.get(k) is not None}
+                                    "stream_words", "n_partitions", "data_bits", "result_bits", "da_adders",
+                                    "da_adder_bits") if l.get(k) is not None}
             if l.get("weight_csd") is not None:
                 kw["weight_csd"] = tuple(int(x) for x in l["weight_csd"])
             out.append(HlsLayer(l.get("name", l["kind"]), l["kind"], tuple(l["in_shape"]), tuple(l["out_shape"]), **kw))
@@ -186,7 +187,8 @@ def layer_dicts(layers: Iterable[Any]) -> list[dict[str, Any]]:
         if l.kind in ("conv1d", "conv2d", "pool"):
             d["kernel"], d["stride"] = l.kernel, l.stride
         for k in ("reuse_factor", "strategy", "weight_bits", "accum_bits", "implementation", "pool_op",
-                  "activation", "stream_words", "n_partitions", "data_bits", "result_bits"):
+                  "activation", "stream_words", "n_partitions", "data_bits", "result_bits", "da_adders",
+                  "da_adder_bits"):
             v = getattr(l, k, None)
             if v is not None:
                 d[k] = v

@@ -89,6 +89,10 @@ class HlsLayer:
     # the layer's nonzero weights, quantized to their type, counted by the nonzero digits of their canonical signed
     # digit form: [1, 2, 3, ≥ 4] (hls_project.weight_csd); None: the weights are not known
     weight_csd: tuple[int, int, int, int] | None = None
+    # distributed arithmetic: the adders of the layer's generated adder graph and their bits
+    # (edgekd.profile.da_codegen); None: not read
+    da_adders: int | None = None
+    da_adder_bits: int | None = None
 
     @property
     def n_in(self) -> int:

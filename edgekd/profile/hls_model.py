@@ -72,6 +72,9 @@ ADD_NS = 0.45  # one 16-bit adder level
 RELU_NS = 0.3
 TABLE_NS = 2.5  # a ROM lookup (registered: at least one cycle)
 CLOCK_UNCERTAINTY = {"vitis": 0.27, "vivado": 0.125}  # the tools' default share of the period
+# C synthesis's LUT estimate of a W-bit adder beyond its W bits, Vitis HLS: W (57 % of them) or W + 7 (41 %), mean
+# W + 3.0 over the 7,542 adders of the expression tables of Lrozzy's, seanlipps's and tsopeter's reports
+DA_ADDER_LUT = 3.0
 OVERHEAD_NS = 2.3  # io_parallel chaining: the part of each period not available to logic (see _parallel_latency)
 
 
@@ -351,6 +354,18 @@ def _dense(l: Any, d: _Design, w: _Work) -> None:
         w.ii = max(w.ii, w.words)
         w.depth += 1  # read the last word, write the result word
     w.chans = n_out
+    if getattr(l, "da_adder_bits", None) is not None:
+        _da_graph(l, w)
+
+
+def _da_graph(l: Any, w: _Work) -> None:
+    """A distributed-arithmetic layer whose generated adder graph was read (edgekd.profile.da_codegen): no
+    multiplier at all; its adders cost what C synthesis charges an adder, W LUTs for W bits or W + 7 (mean
+    W + DA_ADDER_LUT), instead of the shift-add cost of its products. Its timing stays the constant-product layer's
+    (the graph's depth in adder levels, at one adder delay a level, would give lolbraa's HGQ2 MLP 2 cycles where
+    Vitis HLS reports 6; the products-then-tree delay gives 8)."""
+    w.m = 0.0
+    w.lut += float(l.da_adder_bits) + DA_ADDER_LUT * float(getattr(l, "da_adders", None) or 0)
 
 
 def _pool(l: Any, d: _Design, w: _Work) -> None:
@@ -431,9 +446,10 @@ def _binding(l: Any, w: _Work) -> tuple[float, float, float]:
     db = l.data_bits or w.ab
     if w.strat.startswith("distributed"):
         # distributed arithmetic (hls4ml ≥ 1.2 with da4ml, RF 1 only): the layer becomes one shift-add
-        # graph, no multiplier at all. Its cost lives in that graph (nnet_code_gen.h), which is not read here: the
-        # corpus's one DA report (lolbraa, excluded: its weights are unknown) gets 0 DSP and 8 vs 6 cycles but
-        # 596,223 vs 9,838 LUT at the 16-bit default width, so this regime's error is unmeasured
+        # graph, no multiplier at all. Its cost lives in that graph (nnet_code_gen.h): where a project's graph was
+        # read, _da_graph costs its adders; without it (a model not yet exported) the products are costed as
+        # shift-adds of the layer's width, which for lolbraa's HGQ2 MLP at the 16-bit default width gave 596,223
+        # LUT where Vitis HLS reports 9,838 (its graph: 7,948) — an upper bound, not an estimate
         return 0.0, 0.0, _constant_mult_lut(w.wb, db)
     # constant weights: narrow products become LUT shift-adds; the layer's true input width decides. Where the
     # weights are known, their digits decide the DSPs; the LUT constants were set with the width-based split

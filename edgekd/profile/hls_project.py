@@ -303,6 +303,32 @@ def _link_shapes(layers: list[Any]) -> None:
         prev = l
 
 
+def with_da_layers(layers: list[Any], cpp: str, code_gen: str) -> list[Any]:
+    """``layers`` with the distributed-arithmetic dense layers, which have no config struct in ``parameters.h``,
+    put where the top function calls their generated kernels, each with its adder graph's bits."""
+    from edgekd.profile.da_codegen import kernel_calls, parse_kernels
+    from edgekd.profile.fpga_estimate import HlsLayer
+
+    kernels = parse_kernels(code_gen)
+    if not kernels:
+        return layers
+    calls = kernel_calls(cpp)
+    order = {lname: float(i) for i, (_, lname) in enumerate(calls)}
+    keyed: list[tuple[float, Any]] = []
+    last = -1.0
+    for l in layers:  # a layer the top function does not name stays after its predecessor
+        last = order.get(l.name, last + 1e-3)
+        keyed.append((last, l))
+    for i, (fn, lname) in enumerate(calls):
+        k = kernels.get(fn)
+        if k is not None:
+            keyed.append((float(i), HlsLayer(lname, "dense", (k.n_in,), (k.n_out,), strategy="distributed_arithmetic",
+                                             da_adders=k.adders, da_adder_bits=k.adder_bits)))
+    out = [l for _, l in sorted(keyed, key=lambda t: t[0])]
+    _link_shapes(out)
+    return out
+
+
 def read_project(path: str | Path) -> HlsProject:
     """Read ``<path>/firmware/parameters.h`` (and ``defines.h``, ``hls4ml_config.yml``)."""
     import yaml
@@ -323,6 +349,9 @@ def read_project(path: str | Path) -> HlsProject:
 
     layers, configs = parse_parameters(params.read_text(errors="replace"),
                                        defines.read_text(errors="replace") if defines.is_file() else "", cpp, weights)
+    code_gen = fw / "nnet_utils" / "nnet_code_gen.h"
+    if code_gen.is_file() and cpp:
+        layers = with_da_layers(layers, cpp, code_gen.read_text(errors="replace"))
     io_type = strategy = None
     cfg_file = p / "hls4ml_config.yml"
     if cfg_file.is_file():
