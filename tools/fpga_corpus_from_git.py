@@ -72,7 +72,7 @@ def record(gd: str, repo: str, commit: str, rpt_path: str) -> dict | None:
     if code_gen and cpp:  # distributed arithmetic: its dense layers live in the generated kernels
         from edgekd.profile.hls_project import with_da_layers
 
-        layers = with_da_layers(layers, cpp, code_gen)
+        layers = with_da_layers(layers, cpp, code_gen, params)
     if not layers:
         return None
     import yaml

@@ -66,6 +66,25 @@ def parse_kernels(code: str) -> dict[str, DaKernel]:
     return {k: v for k, v in kernels.items() if v.adders or v.depth}
 
 
-def kernel_calls(cpp: str) -> list[tuple[str, str]]:
-    """(function, layer name) of every ``nnet::`` call of the top function, in order."""
-    return [(m.group(1), m.group(3)) for m in _CALL.finditer(cpp)]
+def kernel_calls(cpp: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(function, layer name, template arguments — types and the config struct where there is one) of every
+    ``nnet::`` call of the top function, in order."""
+    return [(m.group(1), m.group(3), _template_args(m.group(0))) for m in _CALL.finditer(cpp)]
+
+
+def _template_args(call: str) -> tuple[str, ...]:
+    inner = call[call.index("<") + 1:call.rindex(">", 0, call.index("("))]
+    return tuple(a.strip() for a in inner.split(","))
+
+
+_STRUCT_DA = re.compile(r"struct\s+(\w+)\s*(?::[^{]*)?\{(?:(?!\};).)*?dense_da\s*=\s*nnet::(\w+)", re.S)
+
+
+def struct_kernels(params: str) -> dict[str, tuple[str, bool]]:
+    """Config struct → (the generated kernel its ``dense_da`` names, whether the struct is a convolution's) in
+    ``parameters.h``: hls4ml's io_stream dense and its convolutions call a DA kernel through their config."""
+    out = {}
+    for m in _STRUCT_DA.finditer(params):
+        body = params[m.start():params.find("};", m.end())]
+        out[m.group(1)] = (m.group(2), "n_filt" in body or "filt_width" in body)
+    return out

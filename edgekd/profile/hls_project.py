@@ -303,28 +303,41 @@ def _link_shapes(layers: list[Any]) -> None:
         prev = l
 
 
-def with_da_layers(layers: list[Any], cpp: str, code_gen: str) -> list[Any]:
-    """``layers`` with the distributed-arithmetic dense layers, which have no config struct in ``parameters.h``,
-    put where the top function calls their generated kernels, each with its adder graph's bits."""
-    from edgekd.profile.da_codegen import kernel_calls, parse_kernels
+def with_da_layers(layers: list[Any], cpp: str, code_gen: str, params: str = "") -> list[Any]:
+    """``layers`` with the distributed-arithmetic dense layers put where the top function calls their generated
+    kernels — directly (io_parallel: no config struct in ``parameters.h``) or through a config whose ``dense_da``
+    names one (io_stream) — each with its adder graph's adders and bits. A DA convolution is refused: its
+    kernel computes one output pixel, which the layer list cannot say yet."""
+    from edgekd.profile.da_codegen import kernel_calls, parse_kernels, struct_kernels
     from edgekd.profile.fpga_estimate import HlsLayer
 
     kernels = parse_kernels(code_gen)
     if not kernels:
         return layers
+    via = struct_kernels(params)
     calls = kernel_calls(cpp)
-    order = {lname: float(i) for i, (_, lname) in enumerate(calls)}
+    order = {lname: float(i) for i, (_, lname, _) in enumerate(calls)}
+    da: list[tuple[float, Any]] = []
+    for i, (fn, lname, targs) in enumerate(calls):
+        kname, conv = next((via[a] for a in targs if a in via), (fn, False))
+        k = kernels.get(kname)
+        if k is None:
+            continue
+        if conv:
+            raise EdgekdError(f"layer {lname}: a distributed-arithmetic convolution is not read yet",
+                              where="firmware/parameters.h",
+                              fix="estimate it from the model (without --project/--reports), or use Latency/Resource")
+        da.append((float(i), HlsLayer(lname, "dense", (k.n_in,), (k.n_out,), strategy="distributed_arithmetic",
+                                      da_adders=k.adders, da_adder_bits=k.adder_bits)))
+    names = {l.name for _, l in da}
     keyed: list[tuple[float, Any]] = []
     last = -1.0
     for l in layers:  # a layer the top function does not name stays after its predecessor
+        if l.name in names:
+            continue  # read from parameters.h without its graph: the DA reading replaces it
         last = order.get(l.name, last + 1e-3)
         keyed.append((last, l))
-    for i, (fn, lname) in enumerate(calls):
-        k = kernels.get(fn)
-        if k is not None:
-            keyed.append((float(i), HlsLayer(lname, "dense", (k.n_in,), (k.n_out,), strategy="distributed_arithmetic",
-                                             da_adders=k.adders, da_adder_bits=k.adder_bits)))
-    out = [l for _, l in sorted(keyed, key=lambda t: t[0])]
+    out = [l for _, l in sorted(keyed + da, key=lambda t: t[0])]
     _link_shapes(out)
     return out
 
@@ -351,7 +364,7 @@ def read_project(path: str | Path) -> HlsProject:
                                        defines.read_text(errors="replace") if defines.is_file() else "", cpp, weights)
     code_gen = fw / "nnet_utils" / "nnet_code_gen.h"
     if code_gen.is_file() and cpp:
-        layers = with_da_layers(layers, cpp, code_gen.read_text(errors="replace"))
+        layers = with_da_layers(layers, cpp, code_gen.read_text(errors="replace"), params.read_text(errors="replace"))
     io_type = strategy = None
     cfg_file = p / "hls4ml_config.yml"
     if cfg_file.is_file():
