@@ -45,7 +45,8 @@ def test_stream_and_convolution_kernels_are_found_through_their_configs():
     from edgekd.profile.hls_project import with_da_layers
 
     params = ("struct config2 {\n    static const unsigned n_in = 3;\n    static const unsigned n_out = 2;\n"
-              "    constexpr static auto dense_da = nnet::dense_da_5<typename a::value_type, typename b::value_type>;\n};\n"
+              "    constexpr static auto dense_da = nnet::dense_da_5<typename a::value_type, typename b::value_type>;\n"
+              "};\n"
               "struct config7 : nnet::conv1d_config {\n    static const unsigned n_filt = 2;\n"
               "    constexpr static auto dense_da = nnet::dense_da_5<a, b>;\n};\n")
     assert struct_kernels(params) == {"config2": ("dense_da_5", False), "config7": ("dense_da_5", True)}

@@ -326,7 +326,8 @@ def with_da_layers(layers: list[Any], cpp: str, code_gen: str, params: str = "")
         if conv:
             raise EdgekdError(f"layer {lname}: a distributed-arithmetic convolution is not read yet",
                               where="firmware/parameters.h",
-                              fix="estimate it from the model (without --project/--reports), or use Latency/Resource")
+                              fix="profile it without --reports (the estimate then comes from the model), "
+                                  "or export it with Latency/Resource")
         da.append((float(i), HlsLayer(lname, "dense", (k.n_in,), (k.n_out,), strategy="distributed_arithmetic",
                                       da_adders=k.adders, da_adder_bits=k.adder_bits)))
     names = {l.name for _, l in da}
