@@ -355,10 +355,10 @@ def _dense(l: Any, d: _Design, w: _Work) -> None:
         w.depth += 1  # read the last word, write the result word
     w.chans = n_out
     if getattr(l, "da_adder_bits", None) is not None:
-        _da_graph(l, w)
+        _da_graph(l, d, w)
 
 
-def _da_graph(l: Any, w: _Work) -> None:
+def _da_graph(l: Any, d: _Design, w: _Work) -> None:
     """A distributed-arithmetic layer whose generated adder graph was read (edgekd.profile.da_codegen): no
     multiplier at all; its adders cost what C synthesis charges an adder, W LUTs for W bits or W + 7 (mean
     W + DA_ADDER_LUT), instead of the shift-add cost of its products. Its timing stays the constant-product layer's
@@ -366,6 +366,8 @@ def _da_graph(l: Any, w: _Work) -> None:
     Vitis HLS reports 6; the products-then-tree delay gives 8)."""
     w.m = 0.0
     w.lut += float(l.da_adder_bits) + DA_ADDER_LUT * float(getattr(l, "da_adders", None) or 0)
+    if d.stream:  # the stream dense still collects its input vector word by word (see _multipliers)
+        w.ff += w.n_in * w.ab
 
 
 def _pool(l: Any, d: _Design, w: _Work) -> None:
