@@ -355,10 +355,10 @@ def _dense(l: Any, d: _Design, w: _Work) -> None:
         w.depth += 1  # read the last word, write the result word
     w.chans = n_out
     if getattr(l, "da_adder_bits", None) is not None:
-        _da_graph(l, d, w)
+        _da_graph(l, w)
 
 
-def _da_graph(l: Any, d: _Design, w: _Work) -> None:
+def _da_graph(l: Any, w: _Work) -> None:
     """A distributed-arithmetic layer whose generated adder graph was read (edgekd.profile.da_codegen): no
     multiplier at all; its adders cost what C synthesis charges an adder, W LUTs for W bits or W + 7 (mean
     W + DA_ADDER_LUT), instead of the shift-add cost of its products. Its timing stays the constant-product layer's
@@ -366,8 +366,6 @@ def _da_graph(l: Any, d: _Design, w: _Work) -> None:
     Vitis HLS reports 6; the products-then-tree delay gives 8)."""
     w.m = 0.0
     w.lut += float(l.da_adder_bits) + DA_ADDER_LUT * float(getattr(l, "da_adders", None) or 0)
-    if d.stream:  # the stream dense still collects its input vector word by word (see _multipliers)
-        w.ff += w.n_in * w.ab
 
 
 def _pool(l: Any, d: _Design, w: _Work) -> None:
@@ -498,7 +496,8 @@ def _multipliers(l: Any, d: _Design, w: _Work) -> None:
     # dense_resource's ``accum_t acc[n_out]`` (and dense_latency's at RF > 1), the stream dense's
     # ``data[n_in]`` collected word by word, the stream conv's ``static kernel_data[k·k·n_chan]``
     # (nnet_dense_resource.h, nnet_dense_stream.h, nnet_conv_stream.h). Added together; held-out FF
-    # median 54 → 42 % by record, 59 → 44 % each source weighted equally, in-80 % 76 → 80 %
+    # median 54 → 42 % by record, 59 → 44 % each source weighted equally, in-80 % 76 → 80 %. The stream ones are
+    # added in _layer (a DA layer has them too); the accumulators here
     if rf > 1:
         w.ff += l.out_shape[-1] * acc
     if rf > 1 and d.stream and w.strat == "latency" and d.family != "vitis":
@@ -508,10 +507,6 @@ def _multipliers(l: Any, d: _Design, w: _Work) -> None:
         # 1,436. Held out: FF p90 245 → 221 % by record, 275 → 239 % each source weighted equally (median 43 →
         # 42 % / 42 → 43 %). In io_parallel the same term made FF worse each source weighted equally (42 → 46 %)
         w.ff += m * rf * acc * 0.5
-    if d.stream and l.kind == "dense":
-        w.ff += int(math.prod(l.in_shape)) * ab
-    if d.stream and l.kind in ("conv1d", "conv2d"):
-        w.ff += w.n_in * ab
 
 
 def _stream_output(l: Any, d: _Design, w: _Work) -> None:
@@ -579,6 +574,10 @@ def _layer(l: Any, d: _Design, rf: int, words: int) -> _Work:
     _KINDS.get(l.kind, _simple)(l, d, w)
     if w.m:
         _multipliers(l, d, w)
+    if d.stream and l.kind in ("dense", "conv1d", "conv2d"):
+        # the stream dense's ``data[n_in]`` collected word by word, the stream conv's kernel window (see
+        # _multipliers: partitioned completely), with or without multipliers (a DA layer's graph)
+        w.ff += w.n_in * w.ab
     if d.stream:
         _stream_output(l, d, w)
     else:
