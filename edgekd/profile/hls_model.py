@@ -72,7 +72,7 @@ ADD_NS = 0.45  # one 16-bit adder level
 RELU_NS = 0.3
 TABLE_NS = 2.5  # a ROM lookup (registered: at least one cycle)
 CLOCK_UNCERTAINTY = {"vitis": 0.27, "vivado": 0.125}  # the tools' default share of the period
-# C synthesis's LUT estimate of a W-bit adder beyond its W bits, Vitis HLS: W (57 % of them) or W + 7 (41 %), mean
+# C synthesis's LUT estimate of a W-bit adder beyond its W bits, Vitis HLS: W (53 % of them) or W + 7 (41 %), mean
 # W + 3.0 over the 7,542 adders of the expression tables of Lrozzy's, seanlipps's and tsopeter's reports
 DA_ADDER_LUT = 3.0
 OVERHEAD_NS = 2.3  # io_parallel chaining: the part of each period not available to logic (see _parallel_latency)
